@@ -1,0 +1,71 @@
+"""One error tree for the whole package.
+
+Every error the library raises on purpose is a :class:`DeoldifyError`. Errors caused by the
+user's input (a missing file, a corrupt video, an unknown model) carry ``exit_code = 2``; the
+CLI prints their message on one line and exits with that code. Anything else is a bug and
+exits with 1.
+"""
+
+from __future__ import annotations
+
+
+class DeoldifyError(Exception):
+    """Base of every error raised by deoldify-video."""
+
+    exit_code = 2
+
+
+class UsageError(DeoldifyError):
+    """A bad option value or a bad combination of paths (output equals input, ...)."""
+
+
+class ToolMissingError(DeoldifyError):
+    """ffmpeg or ffprobe is not installed or not on PATH."""
+
+
+class FFmpegError(DeoldifyError):
+    """An ffmpeg or ffprobe process failed.
+
+    Attributes:
+        command: the argument list that was run.
+        stderr: what the process wrote to stderr (decoded, possibly truncated).
+    """
+
+    def __init__(self, message: str, command: list[str] | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = list(command or [])
+        self.stderr = stderr
+
+
+class ProbeError(DeoldifyError):
+    """The input is not a readable video (missing, empty, not media, audio-only, truncated)."""
+
+
+class DecodeError(FFmpegError):
+    """Decoding stopped early or failed: the input is corrupt or truncated."""
+
+
+class EncodeError(FFmpegError):
+    """The encoder or the muxer failed."""
+
+
+class SourceError(DeoldifyError):
+    """An input URL could not be fetched (refused scheme, 404, unsupported site, ...)."""
+
+
+class WeightsError(DeoldifyError):
+    """A weights file is missing, corrupt, of the wrong architecture or fails its checksum."""
+
+
+class ModelNotFoundError(DeoldifyError):
+    """A model name is not in the registry and is not a path to a weights file."""
+
+
+class InferenceError(DeoldifyError):
+    """The model could not run, e.g. out of memory even with a batch of one frame."""
+
+    exit_code = 1
+
+
+class JobStateError(DeoldifyError):
+    """An existing job folder does not match the requested job, or is locked by another run."""

@@ -1,0 +1,1 @@
+"""Network architectures, the model registry and weight loading."""

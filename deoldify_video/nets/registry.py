@@ -1,0 +1,103 @@
+"""The model registry: one explicit record per named model.
+
+A :class:`ModelSpec` says how to build the network, where its weights come from, and the
+input policy that turns video frames into the network's input and its output into chroma
+(see :mod:`deoldify_video.inference`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from ..errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class InputPolicy:
+    """How frames are fed to a network and how its output becomes chroma.
+
+    Attributes:
+        kind: ``"luma-chroma"``: input ``(N, 1, H, W)`` luminance scaled by ``mean``/``std``,
+            output ``(N, 2, H, W)`` BT.601 (Cb, Cr) in ``[-0.5, 0.5]``; the render size keeps
+            the frame's aspect ratio with its long side at ``render_base * render_factor``.
+            ``"deoldify-rgb"``: DeOldify's policy: the frame is stretched to a square of side
+            ``render_base * render_factor``, fed as 3 grey channels with ImageNet ``mean``/``std``,
+            and the output is normalised RGB that is denormalised and clamped.
+        default_render_factor: render factor used when the user gives none.
+        render_base: pixels per render-factor unit (16, as in DeOldify).
+        size_multiple: the network needs input sides divisible by this.
+        mean, std: per-channel normalisation of the input.
+    """
+
+    kind: str
+    default_render_factor: int
+    render_base: int = 16
+    size_multiple: int = 16
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.5,)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model.
+
+    Attributes:
+        name: registry key (``"lite"``, ``"video"``...).
+        builder: builds the network with random weights.
+        policy: the input policy.
+        weights_file: file name of the weights (in ``models/`` when shipped, else in the cache).
+        url: where to download the weights, or "" for shipped weights.
+        sha256: expected sha256 of the weights file, or "" when not pinned.
+        size_bytes: expected size of the weights file, 0 when not pinned.
+        licence: licence of the weights.
+        card: file name of the model card in ``models/``.
+        description: one line for ``models list``.
+    """
+
+    name: str
+    builder: Callable[[], nn.Module]
+    policy: InputPolicy
+    weights_file: str
+    url: str = ""
+    sha256: str = ""
+    size_bytes: int = 0
+    licence: str = ""
+    card: str = ""
+    description: str = ""
+
+    @property
+    def shipped(self) -> bool:
+        return not self.url
+
+
+DEFAULT_MODEL = "lite"
+
+# The registry: every named model, listed explicitly (built at the bottom of this module).
+_SPECS: tuple[ModelSpec, ...] = ()
+_REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def model_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec registered as ``name`` (``"default"`` means :data:`DEFAULT_MODEL`)."""
+    key = DEFAULT_MODEL if name == "default" else name
+    try:
+        return _REGISTRY[key]
+    except KeyError:
+        known = ", ".join(model_names())
+        raise ModelNotFoundError(f"unknown model {name!r} (known models: {known})") from None
+
+
+def shipped_models_dir() -> Path:
+    """The folder holding shipped weights: inside the installed package, or the checkout's."""
+    packaged = Path(__file__).resolve().parent.parent / "models"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models"

@@ -1,0 +1,140 @@
+"""Frozen records passed between the layers. Standard library only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """A non-video stream of the source (audio, subtitle, attachment, data).
+
+    Attributes:
+        index: the stream's index in the container (ffprobe's ``index``).
+        kind: ``"audio"``, ``"subtitle"``, ``"attachment"`` or ``"data"``.
+        codec: ffprobe's ``codec_name`` (``"aac"``, ``"opus"``, ``"subrip"``...), "" if unknown.
+        language: the ``language`` tag, "" if absent.
+        channels: audio channel count, 0 for other kinds.
+    """
+
+    index: int
+    kind: str
+    codec: str
+    language: str = ""
+    channels: int = 0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ffprobe says about a video file, normalised.
+
+    Attributes:
+        path: the probed file.
+        width, height: coded frame size in pixels (before rotation).
+        fps: the nominal frame rate as an exact fraction (``Fraction(30000, 1001)``).
+        frame_count: number of decodable frames (counted by decoding when the container has none).
+        duration: seconds, 0.0 if unknown.
+        vfr: True when the frame timestamps are not evenly spaced.
+        rotation: display rotation in degrees clockwise, one of 0, 90, 180, 270.
+        sar: sample (pixel) aspect ratio, ``Fraction(1)`` for square pixels.
+        pix_fmt: the decoder's pixel format (``"yuv420p"``, ``"yuv420p10le"``...).
+        bit_depth: bits per luma sample (8, 10, 12...).
+        color_range: ``"tv"``, ``"pc"`` or "" (unknown, treated as tv).
+        color_space, color_primaries, color_transfer: ffprobe's tags, "" if unknown.
+        codec: the video codec name.
+        video_index: the container index of the video stream used.
+        streams: every other stream (audio, subtitles, attachments).
+        has_chapters: the container holds chapters.
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int
+    duration: float
+    vfr: bool
+    rotation: int
+    sar: Fraction
+    pix_fmt: str
+    bit_depth: int
+    color_range: str
+    color_space: str
+    color_primaries: str
+    color_transfer: str
+    codec: str
+    video_index: int
+    streams: tuple[StreamInfo, ...] = ()
+    has_chapters: bool = False
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the frames as the reader delivers them (rotation applied)."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def audio_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "audio")
+
+    @property
+    def subtitle_streams(self) -> tuple[StreamInfo, ...]:
+        return tuple(s for s in self.streams if s.kind == "subtitle")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How a video is colorized and encoded.
+
+    Attributes:
+        model: registry name or path of a weights file.
+        render_factor: model input size in units of 16 px (DeOldify's render_factor), or None
+            for the model's default.
+        batch_size: frames per model call (halved automatically on out-of-memory).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        codec: ``"libx264"``, ``"libx265"``, ``"ffv1"`` or ``"prores"``.
+        crf: constant rate factor for libx264/libx265 (0-51), ignored by the others.
+        smooth: apply temporal smoothing.
+        smooth_strength: 0..1, how much of the previous frame's colour is carried over.
+    """
+
+    model: str = "default"
+    render_factor: int | None = None
+    batch_size: int = 8
+    device: str = "auto"
+    codec: str = "libx264"
+    crf: int = 17
+    smooth: bool = True
+    smooth_strength: float = 0.6
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A range of frames ``[start, end)`` by frame index, encoded to one file."""
+
+    index: int
+    start: int
+    end: int
+
+    @property
+    def frame_count(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """A progress report sent to the caller's callback.
+
+    Attributes:
+        stage: ``"download"``, ``"colorize"`` or ``"mux"``.
+        done: units finished so far (frames for colorize, bytes for download).
+        total: units in all, or None when unknown.
+        message: optional human-readable detail.
+    """
+
+    stage: str
+    done: int
+    total: int | None
+    message: str = ""
