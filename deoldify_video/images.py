@@ -1,0 +1,93 @@
+"""Colorize still images: the photo's own luminance at full resolution, the model's chroma."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from . import color
+from .errors import ProbeError, UsageError
+from .inference import Colorizer
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as RGB ``(H, W, 3)`` uint8 (alpha dropped, greyscale expanded).
+
+    Raises:
+        ProbeError: missing file, a directory, or not an image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ProbeError(f"{path}: no such file")
+    if path.is_dir():
+        raise ProbeError(f"{path}: is a directory, not an image")
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ProbeError(f"{path}: not an image that can be read ({exc})") from exc
+
+
+def colorize_rgb(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+    """Colorize an image; its colour, if any, is discarded first.
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8.
+
+    Returns:
+        ``(H, W, 3)`` uint8 whose BT.601 luminance equals the input's (up to rounding and
+        clipping) and whose chroma is the model's, upsampled bilinearly.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
+    luma = color.rgb_to_ycbcr(x)[:, :1]
+    _, chroma = colorizer.colorize(luma)
+    chroma = torch.nn.functional.interpolate(
+        chroma, size=rgb.shape[:2], mode="bilinear", align_corners=False
+    )
+    out = color.ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))[0]
+    return (out.permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+
+
+def colorize_image(
+    input_path: str | Path, output_path: str | Path, colorizer: Colorizer, overwrite: bool = False
+) -> Path:
+    """Colorize one image file into ``output_path`` (format from its extension).
+
+    Written to a temporary name and renamed when complete.
+    """
+    source, output = Path(input_path), Path(output_path)
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output}: already exists (pass --overwrite to replace it)")
+    if output.resolve() == source.resolve():
+        raise UsageError(f"{output}: the output would overwrite the input")
+    result = colorize_rgb(read_rgb(source), colorizer)
+    part = output.with_name(f".{output.name}.part")
+    try:
+        Image.fromarray(result).save(part, format=_writer_format(output.suffix.lower()) or "PNG")
+        os.replace(part, output)
+    finally:
+        part.unlink(missing_ok=True)
+    return output
+
+
+def default_image_output(input_path: str | Path, output_dir: str | Path | None) -> Path:
+    """``<stem>_colorized<ext>`` in ``output_dir`` (default: beside the input); PNG for inputs
+    in a format Pillow cannot write."""
+    source = Path(input_path)
+    ext = source.suffix.lower()
+    if _writer_format(ext) is None:
+        ext = ".png"
+    folder = Path(output_dir) if output_dir is not None else source.parent
+    return folder / f"{source.stem}_colorized{ext}"
+
+
+def _writer_format(ext: str) -> str | None:
+    """Pillow's format name for writing files with extension ``ext``, None if it cannot."""
+    fmt = Image.registered_extensions().get(ext)
+    return fmt if fmt in Image.SAVE else None

@@ -1,0 +1,226 @@
+"""Run a colorization network on batches of frames: luminance in, chroma out.
+
+The :class:`Colorizer` hides each model family's input policy (see
+:class:`~deoldify_video.nets.registry.InputPolicy`): the caller gives luminance at any size
+and gets BT.601 chroma at the model's render size, ready to be upsampled to the frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .color import rgb_to_ycbcr
+from .errors import InferenceError, UsageError
+from .nets import weights
+from .nets.registry import InputPolicy, ModelSpec
+
+log = logging.getLogger(__name__)
+
+MAX_RENDER_FACTOR = 100
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if present, else Apple MPS if present, else CPU; others as given.
+
+    Raises:
+        UsageError: an unknown device name, or one that is not available on this machine.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {name!r} requested but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise UsageError(f"device {name!r} requested but only {count} CUDA device(s) exist")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("device 'mps' requested but Apple MPS is not available here")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unsupported device {name!r} (use auto, cpu, cuda, cuda:N or mps)")
+    return device
+
+
+def render_size(policy: InputPolicy, render_factor: int, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the model input for a frame of ``height`` x ``width``.
+
+    ``"deoldify-rgb"`` stretches every frame to a square of side ``render_base * render_factor``.
+    ``"luma-chroma"`` keeps the aspect ratio: the long side is ``render_base * render_factor``
+    and both sides are rounded to the nearest multiple of ``size_multiple`` (at least one).
+    """
+    check_render_factor(render_factor)
+    side = policy.render_base * render_factor
+    if policy.kind == "deoldify-rgb":
+        return side, side
+    m = policy.size_multiple
+    long_side = max(m, round(side / m) * m)
+    scale = long_side / max(height, width)
+    h = max(m, round(height * scale / m) * m)
+    w = max(m, round(width * scale / m) * m)
+    return h, w
+
+
+def check_render_factor(render_factor: int) -> None:
+    if not 1 <= render_factor <= MAX_RENDER_FACTOR:
+        raise UsageError(
+            f"bad render factor {render_factor}: use a whole number from 1 to {MAX_RENDER_FACTOR}"
+        )
+
+
+class Colorizer:
+    """A network plus its input policy, on a device, colorizing batches of luminance.
+
+    Args:
+        model: the network (moved to ``device`` and put in eval mode here).
+        spec: the model's registry record (for its input policy).
+        device: where to run it.
+        render_factor: model input size in units of ``policy.render_base`` px; None for the
+            model's default.
+        batch_size: frames per forward pass; halved automatically on out-of-memory.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        spec: ModelSpec,
+        device: torch.device | str = "cpu",
+        render_factor: int | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        if batch_size < 1:
+            raise UsageError(f"batch size must be at least 1, got {batch_size}")
+        self.spec = spec
+        self.policy = spec.policy
+        self.device = torch.device(device)
+        self.render_factor = render_factor or self.policy.default_render_factor
+        check_render_factor(self.render_factor)
+        self.batch_size = batch_size
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        channels = len(self.policy.mean)
+        self._mean = torch.tensor(self.policy.mean, device=self.device).view(1, channels, 1, 1)
+        self._std = torch.tensor(self.policy.std, device=self.device).view(1, channels, 1, 1)
+
+    def render_size(self, height: int, width: int) -> tuple[int, int]:
+        """Model input size for frames of ``height`` x ``width``."""
+        return render_size(self.policy, self.render_factor, height, width)
+
+    def to_render_size(self, luma: torch.Tensor) -> torch.Tensor:
+        """Resize full-size luminance ``(N, 1, H, W)`` to the render size (area averaging when
+        shrinking, bilinear when growing)."""
+        height, width = luma.shape[-2:]
+        size = self.render_size(height, width)
+        if size == (height, width):
+            return luma
+        mode = "area" if size[0] <= height and size[1] <= width else "bilinear"
+        kwargs = {} if mode == "area" else {"align_corners": False}
+        return F.interpolate(luma, size=size, mode=mode, **kwargs).clamp_(0.0, 1.0)
+
+    @torch.inference_mode()
+    def predict(self, luma: torch.Tensor) -> torch.Tensor:
+        """Chroma for luminance already at render size.
+
+        Args:
+            luma: ``(N, 1, h, w)`` float in ``[0, 1]``, any device.
+
+        Returns:
+            ``(N, 2, h, w)`` float32 BT.601 (Cb, Cr) in ``[-0.5, 0.5]``, on the CPU.
+
+        Raises:
+            InferenceError: the model fails, or runs out of memory even with one frame.
+        """
+        if luma.ndim != 4 or luma.shape[1] != 1:
+            raise ValueError(f"luma must have shape (N, 1, h, w), got {tuple(luma.shape)}")
+        outputs = []
+        start = 0
+        while start < luma.shape[0]:
+            chunk = luma[start : start + self.batch_size]
+            try:
+                outputs.append(self._forward(chunk))
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                self._shrink_batch(exc)
+                continue
+            start += chunk.shape[0]
+        return torch.cat(outputs)
+
+    def _shrink_batch(self, exc: BaseException) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size == 1:
+            raise InferenceError(
+                f"out of memory on {self.device} even with one frame at render factor "
+                f"{self.render_factor}; lower --render-factor or use --device cpu"
+            ) from exc
+        self.batch_size //= 2
+        log.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
+
+    def _forward(self, luma: torch.Tensor) -> torch.Tensor:
+        x = luma.to(self.device, torch.float32)
+        if self.policy.kind == "deoldify-rgb":
+            x = x.expand(-1, 3, -1, -1)
+        x = (x - self._mean) / self._std
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            out = self.model(x)
+        out = out.float()
+        if self.policy.kind == "deoldify-rgb":
+            rgb = (out * self._std + self._mean).clamp(0.0, 1.0)
+            chroma = rgb_to_ycbcr(rgb)[:, 1:]
+        else:
+            chroma = out.clamp(-0.5, 0.5)
+        if chroma.shape[-2:] != luma.shape[-2:]:
+            raise InferenceError(
+                f"model {self.spec.name!r} returned {tuple(chroma.shape)} for input "
+                f"{tuple(luma.shape)}: output size must equal input size"
+            )
+        return chroma.cpu()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def colorize(self, luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-size luminance ``(N, 1, H, W)`` in ``[0, 1]`` -> (render-size luminance
+        ``(N, 1, h, w)``, chroma ``(N, 2, h, w)``)."""
+        small = self.to_render_size(luma)
+        return small, self.predict(small)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def load_colorizer(
+    model: str = "default",
+    device: str = "auto",
+    render_factor: int | None = None,
+    batch_size: int = 8,
+) -> Colorizer:
+    """A ready :class:`Colorizer` for a registry name (``"default"`` = the shipped model) or a
+    weights file, whose architecture is recognised from its keys.
+
+    Raises:
+        ModelNotFoundError, WeightsError, UsageError: unknown model, bad weights, bad options.
+    """
+    if render_factor is not None:
+        check_render_factor(render_factor)
+    target = resolve_device(device)
+    spec, network = weights.load_network(model, device=target)
+    return Colorizer(network, spec, target, render_factor, batch_size)

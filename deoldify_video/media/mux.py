@@ -1,0 +1,170 @@
+"""Put the colour video together with every other stream of the source.
+
+Audio is always stream-copied. A subtitle stream the output container cannot hold in its
+own format is converted to the container's text format with a warning; a stream that cannot
+be kept at all is refused up front with a message naming a container that can hold it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EncodeError, UsageError
+from ..types import StreamInfo, VideoInfo
+from .ffmpeg import run
+
+log = logging.getLogger(__name__)
+
+# Output extension -> ffmpeg muxer name.
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
+
+# Video codecs each muxer takes (our encoder names).
+_VIDEO = {
+    "mp4": {"libx264", "libx265"},
+    "mov": {"libx264", "libx265", "prores"},
+    "matroska": {"libx264", "libx265", "ffv1", "prores"},
+    "avi": {"libx264", "ffv1"},
+}
+_MP4_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "flac", "alac", "dts"}
+_AUDIO = {
+    "mp4": _MP4_AUDIO,
+    "mov": (_MP4_AUDIO - {"opus", "flac"}) | {"pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
+    "avi": {"mp3", "mp2", "ac3", "aac", "pcm_s16le", "pcm_u8", "pcm_s24le"},
+}
+_TEXT_SUBS = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
+_SUBS = {"mp4": {"mov_text", "dvd_subtitle"}, "mov": {"mov_text"}, "avi": set()}
+_SUB_CONVERSION = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip"}
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What happens to one source stream in the output.
+
+    Attributes:
+        stream: the source stream.
+        codec: ``"copy"`` or the subtitle encoder it is converted with.
+        note: why it is converted (for the warning), "" when copied.
+    """
+
+    stream: StreamInfo
+    codec: str = "copy"
+    note: str = ""
+
+
+def muxer_for(path: str | Path) -> str:
+    """ffmpeg muxer for an output path, from its extension."""
+    ext = Path(path).suffix.lower()
+    try:
+        return MUXERS[ext]
+    except KeyError:
+        known = ", ".join(MUXERS)
+        raise UsageError(f"{path}: unsupported output extension {ext or '(none)'!r} (use {known})") from None
+
+
+def plan_streams(info: VideoInfo, out_path: str | Path, codec: str) -> list[StreamPlan]:
+    """Decide, before any work, how each source stream is carried into ``out_path``.
+
+    Raises:
+        UsageError: the container cannot hold the video codec or a source stream; the message
+            names the stream and a container that can (Matroska holds every kind).
+    """
+    muxer = muxer_for(out_path)
+    if codec not in _VIDEO[muxer]:
+        raise UsageError(f"{out_path}: the {muxer} container cannot hold {codec} video; use .mkv")
+    plans = []
+    for stream in info.streams:
+        plan = _plan_stream(stream, muxer, out_path)
+        if plan is not None:
+            plans.append(plan)
+    if info.has_chapters and muxer == "avi":
+        log.warning("%s: the avi container cannot hold chapters; they are left out", out_path)
+    return plans
+
+
+def _plan_stream(stream: StreamInfo, muxer: str, out_path: str | Path) -> StreamPlan | None:
+    what = f"{stream.kind} stream #{stream.index} ({stream.codec})"
+    if stream.kind == "data":
+        log.info("%s: data %s is not carried over", out_path, what)
+        return None
+    if muxer == "matroska":
+        if stream.kind == "subtitle" and stream.codec == "mov_text":
+            return StreamPlan(stream, "subrip", f"{what} converted to SubRip for Matroska")
+        return StreamPlan(stream)
+    if stream.kind == "audio" and stream.codec in _AUDIO[muxer]:
+        return StreamPlan(stream)
+    if stream.kind == "subtitle" and stream.codec in _SUBS[muxer]:
+        return StreamPlan(stream)
+    if stream.kind == "subtitle" and stream.codec in _TEXT_SUBS and muxer in _SUB_CONVERSION:
+        target = _SUB_CONVERSION[muxer]
+        return StreamPlan(stream, target, f"{what} converted to {target} for {muxer}")
+    raise UsageError(
+        f"{out_path}: the {muxer} container cannot hold the source's {what} without re-encoding; "
+        "write a .mkv file instead"
+    )
+
+
+def mux_command(
+    video_path: str | Path,
+    info: VideoInfo,
+    plans: list[StreamPlan],
+    out_path: str | Path,
+    muxer: str,
+) -> list[str]:
+    """ffmpeg call that joins the colour video with the source's other streams, metadata and
+    chapters, stream-copying everything but the listed subtitle conversions.
+
+    The colour video is shifted to the source video's start time so that audio stays in sync.
+    """
+    offset = max(0.0, info.start_time - info.format_start_time)
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
+    cmd += ["-itsoffset", f"{offset:.6f}", "-i", str(video_path), "-i", info.path]
+    cmd += ["-map", "0:v:0"]
+    for plan in plans:
+        cmd += ["-map", f"1:{plan.stream.index}"]
+    cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
+    cmd += ["-c", "copy"]
+    for out_index, plan in enumerate(plans, start=1):
+        if plan.codec != "copy":
+            cmd += [f"-c:{out_index}", plan.codec]
+    if muxer in ("mp4", "mov"):
+        cmd += ["-movflags", "+faststart"]
+    return [*cmd, "-f", muxer, str(out_path)]
+
+
+def mux(
+    video_path: str | Path,
+    info: VideoInfo,
+    plans: list[StreamPlan],
+    out_path: str | Path,
+    muxer: str,
+) -> None:
+    """Run :func:`mux_command`, logging each conversion as a warning."""
+    for plan in plans:
+        if plan.note:
+            log.warning("%s", plan.note)
+    run(mux_command(video_path, info, plans, out_path, muxer), EncodeError, what="muxing")
+
+
+def retime_command(video_path: str | Path, timestamps_path: str | Path, out_path: str | Path) -> list[str]:
+    """mkvmerge call that gives each frame of a Matroska video its timestamp from a v2 file."""
+    return ["mkvmerge", "--quiet", "-o", str(out_path), "--timestamps", f"0:{timestamps_path}",
+            str(video_path)]  # fmt: skip
+
+
+def timestamps_file_text(seconds: list[float]) -> str:
+    """A Matroska v2 timestamps file: one presentation time per frame, in milliseconds, from 0."""
+    first = seconds[0]
+    lines = ["# timestamp format v2", *(f"{(t - first) * 1000:.6f}" for t in seconds)]
+    return "\n".join(lines) + "\n"
+
+
+def retime(video_path: Path, seconds: list[float], out_path: Path) -> None:
+    """Give the frames of ``video_path`` the source's own (variable) timestamps."""
+    stamps = out_path.with_suffix(".timestamps.txt")
+    stamps.write_text(timestamps_file_text(seconds))
+    try:
+        run(retime_command(video_path, stamps, out_path), EncodeError, "mkvmerge", ok_codes=(0, 1))
+    finally:
+        stamps.unlink(missing_ok=True)

@@ -1,0 +1,183 @@
+"""Decode the luminance of a video through a rawvideo pipe.
+
+Only the Y plane is read: the colorizer needs nothing else, and keeping the source's own Y
+samples is what makes the output's luminance identical to the input's. Frames come upright
+(ffmpeg applies the display rotation), one per decoded frame (no frame-rate conversion).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator
+from types import TracebackType
+
+import numpy as np
+
+from ..errors import DecodeError
+from ..types import VideoInfo
+from .ffmpeg import STDERR_KEEP, last_line, tool
+
+log = logging.getLogger(__name__)
+
+
+def plane_depth(info: VideoInfo) -> int:
+    """Bits per sample of the planes the pipeline works with: 8, or 10 for deeper sources."""
+    return 8 if info.bit_depth <= 8 else 10
+
+
+_YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
+
+
+def is_rgb_source(info: VideoInfo) -> bool:
+    """True when the decoder delivers RGB (or palette) pictures rather than YUV planes.
+
+    Such frames are converted to BT.601 "tv"-range YUV before the Y plane is taken.
+    """
+    return not info.pix_fmt.startswith(_YUV_PREFIXES)
+
+
+def full_range(info: VideoInfo) -> bool:
+    """True when the Y plane delivered by :class:`FrameReader` uses the full ("pc") range."""
+    if is_rgb_source(info):
+        return False
+    return info.color_range == "pc" or info.pix_fmt.startswith("yuvj")
+
+
+def reader_command(info: VideoInfo, start_time: float | None = None, count: int | None = None) -> list[str]:
+    """ffmpeg call writing the Y plane of each frame to stdout.
+
+    Args:
+        info: the probed source.
+        start_time: seek (exactly, decoding from the previous key frame) to this time in
+            seconds from the start of the file; None reads from the first frame.
+        count: stop after this many frames; None reads to the end.
+
+    Output: ``height * width`` samples per frame (of the upright frame), ``gray`` (uint8) for
+    8-bit sources, ``gray10le`` (uint16, 0..1023) for deeper ones.
+    """
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
+    if start_time is not None:
+        cmd += ["-ss", f"{start_time:.6f}"]
+    cmd += ["-i", info.path, "-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
+    if is_rgb_source(info):
+        to_yuv = "yuv444p" if plane_depth(info) == 8 else "yuv444p10le"
+        planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
+    else:
+        planes = "extractplanes=y"
+    cmd += ["-vf", planes, "-fps_mode", "passthrough"]
+    if count is not None:
+        cmd += ["-frames:v", str(count)]
+    pix_fmt = "gray" if plane_depth(info) == 8 else "gray10le"
+    return [*cmd, "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
+
+
+class FrameReader:
+    """Iterate over batches of Y planes of a video, checking that every frame arrived.
+
+    Use as a context manager; the ffmpeg process is killed and reaped on exit.
+
+    >>> with FrameReader(info) as reader:            # doctest: +SKIP
+    ...     for batch in reader.batches(8):         # (n <= 8, H, W) uint8 or uint16
+    ...         ...
+    """
+
+    def __init__(
+        self, info: VideoInfo, start_time: float | None = None, count: int | None = None
+    ) -> None:
+        self.info = info
+        self.width, self.height = info.display_size
+        self.dtype = np.dtype(np.uint8) if plane_depth(info) == 8 else np.dtype("<u2")
+        self.expected = count if count is not None else info.frame_count
+        self.command = reader_command(info, start_time, count)
+        self.frames_read = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> FrameReader:
+        cmd = [tool("ffmpeg"), *self.command[1:]]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        if proc.poll() is None:
+            proc.kill()
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+        proc.wait()
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """Yield arrays ``(n, H, W)`` with ``1 <= n <= batch_size`` until the expected count.
+
+        Raises:
+            DecodeError: ffmpeg failed, or the stream ended before the expected frame count
+                (a truncated or corrupt file).
+        """
+        proc = self._proc
+        if proc is None or proc.stdout is None:
+            raise RuntimeError("FrameReader.batches() needs the reader to be open")
+        frame_bytes = self.width * self.height * self.dtype.itemsize
+        while self.frames_read < self.expected:
+            n = min(batch_size, self.expected - self.frames_read)
+            data = _read_exact(proc.stdout, n * frame_bytes)
+            got = len(data) // frame_bytes
+            if got:
+                self.frames_read += got
+                yield np.frombuffer(data[: got * frame_bytes], self.dtype).reshape(
+                    got, self.height, self.width
+                )
+            if got < n:
+                break
+        self._finish()
+
+    def _finish(self) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        if self.frames_read >= self.expected:
+            proc.kill()  # we have every frame we want; do not wait for the rest of the file
+            return
+        stderr = proc.stderr.read().decode(errors="replace")
+        code = proc.wait()
+        detail = last_line(stderr) if stderr.strip() else f"ffmpeg exited with code {code}"
+        raise DecodeError(
+            f"{self.info.path}: decoding stopped after {self.frames_read} of {self.expected} "
+            f"frames; the file is truncated or corrupt ({detail})",
+            command=self.command,
+            stderr=stderr[-STDERR_KEEP:],
+        )
+
+
+def _read_exact(stream: object, size: int) -> bytes:
+    """Read ``size`` bytes, fewer only at end of stream."""
+    chunks = []
+    remaining = size
+    read = stream.read  # type: ignore[attr-defined]
+    while remaining:
+        chunk = read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_all(info: VideoInfo) -> np.ndarray:
+    """Every Y plane of a (small) video as one array ``(N, H, W)``; for tests and tools."""
+    with FrameReader(info) as reader:
+        return np.concatenate(list(reader.batches(64)))
+
+

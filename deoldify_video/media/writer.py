@@ -1,0 +1,212 @@
+"""Encode colour frames fed as raw YUV planes through the encoder's stdin."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+
+from ..errors import EncodeError, UsageError
+from ..types import VideoInfo
+from .ffmpeg import STDERR_KEEP, last_line, tool
+from .reader import full_range, is_rgb_source, plane_depth
+
+log = logging.getLogger(__name__)
+
+CODECS = ("libx264", "libx265", "ffv1", "prores")
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Everything the encoder needs to know about the frames it receives.
+
+    Attributes:
+        width, height: upright frame size in pixels (any size, odd included).
+        fps: nominal frame rate (frames are re-timed afterwards for variable-rate sources).
+        sar: sample aspect ratio of the upright frames.
+        depth: 8 or 10 bits per sample of the planes written to stdin.
+        full_range: the planes use the "pc" range.
+        color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
+        codec: one of :data:`CODECS`.
+        crf: quality for libx264/libx265.
+    """
+
+    width: int
+    height: int
+    fps: Fraction
+    sar: Fraction
+    depth: int
+    full_range: bool
+    color_space: str
+    color_primaries: str
+    color_transfer: str
+    codec: str = "libx264"
+    crf: int = 17
+
+    @property
+    def input_pix_fmt(self) -> str:
+        return "yuv444p" if self.depth == 8 else "yuv444p10le"
+
+    @property
+    def output_pix_fmt(self) -> str:
+        """4:2:0 where the size allows it (H.264/H.265 4:2:0 needs even sides), else 4:4:4."""
+        if self.codec == "prores":
+            return "yuv422p10le"
+        even = self.width % 2 == 0 and self.height % 2 == 0
+        layout = "420" if even else "444"
+        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+
+
+def encode_settings(info: VideoInfo, codec: str = "libx264", crf: int = 17) -> EncodeSettings:
+    """Settings that reproduce the source's geometry, range and colour tags."""
+    if codec not in CODECS:
+        raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    if not 0 <= crf <= 51:
+        raise UsageError(f"--crf must be between 0 and 51, got {crf}")
+    width, height = info.display_size
+    sar = 1 / info.sar if info.rotation in (90, 270) else info.sar
+    rgb = is_rgb_source(info)
+    return EncodeSettings(
+        width=width,
+        height=height,
+        fps=info.fps,
+        sar=sar,
+        depth=plane_depth(info),
+        full_range=full_range(info),
+        color_space="smpte170m" if rgb else info.color_space,
+        color_primaries=info.color_primaries,
+        color_transfer=info.color_transfer,
+        codec=codec,
+        crf=crf,
+    )
+
+
+def writer_command(settings: EncodeSettings, out_path: str | Path) -> list[str]:
+    """ffmpeg call that reads raw 4:4:4 planes from stdin and writes a video-only Matroska file."""
+    s = settings
+    rng = "pc" if s.full_range else "tv"
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", s.input_pix_fmt, "-s", f"{s.width}x{s.height}"]
+    cmd += ["-framerate", f"{s.fps.numerator}/{s.fps.denominator}", "-color_range", rng]
+    cmd += ["-i", "pipe:0", "-map", "0:v"]
+    cmd += ["-vf", f"setsar={s.sar.numerator}/{s.sar.denominator}"]
+    cmd += _codec_args(s)
+    cmd += ["-pix_fmt", s.output_pix_fmt, "-color_range", rng]
+    for flag, value in (
+        ("-colorspace", s.color_space),
+        ("-color_primaries", s.color_primaries),
+        ("-color_trc", s.color_transfer),
+    ):
+        if value:
+            cmd += [flag, value]
+    return [*cmd, "-f", "matroska", str(out_path)]
+
+
+def _codec_args(s: EncodeSettings) -> list[str]:
+    if s.codec == "libx264":
+        return ["-c:v", "libx264", "-preset", "medium", "-crf", str(s.crf)]
+    if s.codec == "libx265":
+        return ["-c:v", "libx265", "-preset", "medium", "-crf", str(s.crf),
+                "-x265-params", "log-level=error"]  # fmt: skip
+    if s.codec == "ffv1":
+        return ["-c:v", "ffv1", "-level", "3"]
+    return ["-c:v", "prores_ks", "-profile:v", "3"]
+
+
+class FrameWriter:
+    """Feed frames to an ffmpeg encoder; a context manager that checks the encoder's result.
+
+    On a clean exit the encoder is closed and its return code checked; on an exception it is
+    killed. The caller owns ``out_path`` (write to a temporary name and rename when done).
+    """
+
+    def __init__(self, settings: EncodeSettings, out_path: str | Path) -> None:
+        self.settings = settings
+        self.out_path = Path(out_path)
+        self.command = writer_command(settings, out_path)
+        self.frames_written = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr = b""
+        self._stderr_thread: threading.Thread | None = None
+
+    def __enter__(self) -> FrameWriter:
+        cmd = [tool("ffmpeg"), *self.command[1:]]
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._stderr_thread.start()
+        return self
+
+    def _drain_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        self._stderr = self._proc.stderr.read()
+
+    def write(self, luma: np.ndarray, chroma: np.ndarray) -> None:
+        """Encode frames.
+
+        Args:
+            luma: ``(n, H, W)`` Y planes (uint8, or uint16 holding 10-bit values).
+            chroma: ``(n, 2, H, W)`` U and V planes of the same dtype.
+        """
+        s = self.settings
+        if luma.ndim != 3 or luma.shape[1:] != (s.height, s.width):
+            raise ValueError(f"luma must be (n, {s.height}, {s.width}), got {luma.shape}")
+        if chroma.shape != (luma.shape[0], 2, s.height, s.width) or chroma.dtype != luma.dtype:
+            raise ValueError(f"chroma {chroma.shape} {chroma.dtype} does not match luma")
+        proc = self._proc
+        if proc is None or proc.stdin is None:
+            raise RuntimeError("FrameWriter.write() needs the writer to be open")
+        frames = np.concatenate([luma[:, None], chroma], axis=1)
+        if frames.dtype != np.uint8:
+            frames = frames.astype("<u2", copy=False)
+        try:
+            proc.stdin.write(frames.tobytes())
+        except BrokenPipeError:
+            self._fail("the encoder stopped accepting frames")
+        self.frames_written += luma.shape[0]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        if exc_type is not None:
+            proc.kill()
+        assert proc.stdin is not None
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = proc.wait()
+        if self._stderr_thread is not None:
+            self._stderr_thread.join()
+        if exc_type is None and code != 0:
+            self._proc = None
+            self._fail(f"ffmpeg exited with code {code}")
+
+    def _fail(self, reason: str) -> None:
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            if self._stderr_thread is not None:
+                self._stderr_thread.join()
+        stderr = self._stderr.decode(errors="replace")
+        detail = last_line(stderr) if stderr.strip() else reason
+        raise EncodeError(
+            f"{self.out_path}: encoding failed ({detail})",
+            command=self.command,
+            stderr=stderr[-STDERR_KEEP:],
+        )
