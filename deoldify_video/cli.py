@@ -58,7 +58,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .inference import load_colorizer
-    from .pipeline import colorize_video, configure_threads
+    from .pipeline import configure_threads, plan_video, run_video
 
     configure_threads(args.threads)
     config = RenderConfig(
@@ -69,11 +69,10 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         codec=args.codec,
         crf=args.crf,
     )
+    job = plan_video(args.input, args.output, config, overwrite=args.overwrite)
     colorizer = load_colorizer(args.model, args.device, args.render_factor, args.batch_size)
     with _ProgressBars(disabled=args.quiet) as bars:
-        result = colorize_video(
-            args.input, args.output, colorizer, config, overwrite=args.overwrite, progress=bars
-        )
+        result = run_video(job, colorizer, progress=bars)
     if not args.quiet:
         print(f"{result.output}: {result.frames} frames colorized")
     return 0

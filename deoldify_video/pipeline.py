@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import color
@@ -64,12 +63,46 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
 
 
 @dataclass(frozen=True)
+class VideoJob:
+    """A checked request: the probed source, the output and how every stream is written."""
+
+    source: Path
+    output: Path
+    info: VideoInfo
+    plans: tuple[muxing.StreamPlan, ...]
+    settings: EncodeSettings
+    config: RenderConfig
+
+
+@dataclass(frozen=True)
 class VideoResult:
     """What :func:`colorize_video` produced."""
 
     output: Path
     frames: int
     info: VideoInfo
+
+
+def plan_video(
+    input_path: str | Path,
+    output_path: str | Path | None,
+    config: RenderConfig = RenderConfig(),
+    overwrite: bool = False,
+) -> VideoJob:
+    """Probe the input and check every option before any work starts.
+
+    Raises:
+        DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
+    """
+    source = Path(input_path)
+    info = probe(source)
+    output = Path(output_path) if output_path is not None else default_output_path(source)
+    check_output_path(source, output, overwrite)
+    if config.batch_size < 1:
+        raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
+    plans = tuple(muxing.plan_streams(info, output, config.codec))
+    settings = encode_settings(info, config.codec, config.crf)
+    return VideoJob(source, output, info, plans, settings, config)
 
 
 def colorize_video(
@@ -88,26 +121,28 @@ def colorize_video(
     input is never modified.
 
     Raises:
-        DeoldifyError: bad input or output (exit code 2 in the CLI), encoder failures.
+        DeoldifyError: bad input or output (exit code 2 in the CLI), decoder or encoder failures.
     """
-    source = Path(input_path)
-    info = probe(source)
-    output = Path(output_path) if output_path is not None else default_output_path(source)
-    check_output_path(source, output, overwrite)
-    plans = muxing.plan_streams(info, output, config.codec)
-    settings = encode_settings(info, config.codec, config.crf)
+    return run_video(plan_video(input_path, output_path, config, overwrite), colorizer, progress)
+
+
+def run_video(
+    job: VideoJob, colorizer: Colorizer, progress: ProgressCallback | None = None
+) -> VideoResult:
+    """Carry out a planned job (see :func:`plan_video`)."""
+    info, output = job.info, job.output
     report = progress or (lambda event: None)
     work = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     part = output.with_name(output.name + ".part")
     try:
         video = work / "video.mkv"
-        frames = encode_colour_video(info, colorizer, settings, video, config, report)
+        frames = encode_colour_video(info, colorizer, job.settings, video, job.config, report)
         if info.vfr:
             retimed = work / "video-retimed.mkv"
             muxing.retime(video, frame_times(info.path, info.video_index), retimed)
             video = retimed
         report(ProgressEvent("mux", 0, 1))
-        muxing.mux(video, info, plans, part, muxing.muxer_for(output))
+        muxing.mux(video, info, list(job.plans), part, muxing.muxer_for(output))
         os.replace(part, output)
         report(ProgressEvent("mux", 1, 1))
     finally:
@@ -238,5 +273,3 @@ def configure_threads(threads: int | None = None) -> int:
     torch.set_num_threads(count)
     return count
 
-
-__all__ = ["VideoResult", "colorize_video", "configure_threads", "default_output_path", "np"]

@@ -95,7 +95,7 @@ def writer_command(settings: EncodeSettings, out_path: str | Path) -> list[str]:
     cmd += ["-f", "rawvideo", "-pix_fmt", s.input_pix_fmt, "-s", f"{s.width}x{s.height}"]
     cmd += ["-framerate", f"{s.fps.numerator}/{s.fps.denominator}", "-color_range", rng]
     cmd += ["-i", "pipe:0", "-map", "0:v"]
-    cmd += ["-vf", f"setsar={s.sar.numerator}/{s.sar.denominator}"]
+    cmd += ["-vf", f"setsar=sar={s.sar.numerator}/{s.sar.denominator}:max=65535"]
     cmd += _codec_args(s)
     cmd += ["-pix_fmt", s.output_pix_fmt, "-color_range", rng]
     for flag, value in (

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from torch import nn
 
+from ..deoldify_policy import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ModelNotFoundError
+from .lite import lite
+from .unet import deoldify_deep, deoldify_wide
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,56 @@ class ModelSpec:
 DEFAULT_MODEL = "lite"
 
 # The registry: every named model, listed explicitly (built at the bottom of this module).
-_SPECS: tuple[ModelSpec, ...] = ()
+_SPECS: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="lite",
+        builder=lite,
+        policy=InputPolicy(
+            kind="luma-chroma", default_render_factor=16, size_multiple=32, mean=(0.5,), std=(0.5,)
+        ),
+        weights_file="lite.pt",
+        sha256="",
+        licence="MIT; trained on CC-BY, CC-BY-SA, CC0 and GPL-2+ photos (see lite.md)",
+        card="lite.md",
+        description="Shipped lite NoGAN colorizer (EfficientNet-Lite0 U-Net, 8 MB): fast on CPU",
+    ),
+    ModelSpec(
+        name="video",
+        builder=deoldify_wide,
+        policy=InputPolicy(
+            kind="deoldify-rgb", default_render_factor=21, mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
+        weights_file="ColorizeVideo_gen.pth",
+        url="https://data.deepai.org/deoldify/ColorizeVideo_gen.pth",
+        licence="MIT (DeOldify, Jason Antic and Dana Kelley)",
+        card="video.md",
+        description="DeOldify's video generator (ResNet-101 U-Net, 874 MB): steady colours",
+    ),
+    ModelSpec(
+        name="stable",
+        builder=deoldify_wide,
+        policy=InputPolicy(
+            kind="deoldify-rgb", default_render_factor=35, mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
+        weights_file="ColorizeStable_gen.pth",
+        url="https://www.dropbox.com/s/usf7uifrctqw9rl/ColorizeStable_gen.pth?dl=1",
+        licence="MIT (DeOldify, Jason Antic and Dana Kelley)",
+        card="stable.md",
+        description="DeOldify's stable image generator (ResNet-101 U-Net, 874 MB): natural scenes",
+    ),
+    ModelSpec(
+        name="artistic",
+        builder=deoldify_deep,
+        policy=InputPolicy(
+            kind="deoldify-rgb", default_render_factor=35, mean=IMAGENET_MEAN, std=IMAGENET_STD
+        ),
+        weights_file="ColorizeArtistic_gen.pth",
+        url="https://data.deepai.org/deoldify/ColorizeArtistic_gen.pth",
+        licence="MIT (DeOldify, Jason Antic and Dana Kelley)",
+        card="artistic.md",
+        description="DeOldify's artistic generator (ResNet-34 U-Net, 255 MB): vivid, less steady",
+    ),
+)
 _REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
 
 

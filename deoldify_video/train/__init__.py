@@ -1,0 +1,1 @@
+"""NoGAN training of the lite colorizer: data, phases and photo evaluation."""

@@ -1,0 +1,233 @@
+"""Photo evaluation: colorize the greyscale of colour photos and score the result.
+
+Each photo's true luminance is kept at full resolution; only the chroma comes from the network
+(run at the policy's render size and upsampled), exactly as video frames are colorized. The
+scores are compared with a "grey" baseline (the luminance alone, zero chroma).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..color import rgb_to_ycbcr, ycbcr_to_rgb
+from ..errors import UsageError
+from ..metrics import colorfulness, mean_ciede2000_rgb, psnr
+from ..nets.registry import InputPolicy
+from .data import list_images, load_image
+
+logger = logging.getLogger(__name__)
+
+THUMB_HEIGHT = 160
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """Scores of one photo (sRGB compared at the photo's evaluated size).
+
+    Attributes:
+        name: file name of the photo.
+        ciede2000, psnr, colorfulness: of the colorized photo against the truth.
+        grey_ciede2000, grey_psnr: of the grey baseline against the truth.
+        truth_colorfulness: colorfulness of the original photo.
+    """
+
+    name: str
+    ciede2000: float
+    psnr: float
+    colorfulness: float
+    grey_ciede2000: float
+    grey_psnr: float
+    truth_colorfulness: float
+
+
+_MEAN_FIELDS = (
+    "ciede2000",
+    "psnr",
+    "colorfulness",
+    "grey_ciede2000",
+    "grey_psnr",
+    "truth_colorfulness",
+)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Scores of a photo set.
+
+    Attributes:
+        images: per-photo scores, in input order.
+        thumbnails: per photo, ``(grey, ours, truth)`` uint8 RGB arrays ``(160, w, 3)``.
+    """
+
+    images: tuple[ImageScores, ...]
+    thumbnails: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...] = field(
+        default=(), repr=False
+    )
+
+    def mean(self) -> dict[str, float]:
+        """Mean of every score over the photos (keys as in :class:`ImageScores`)."""
+        return {
+            key: float(np.mean([getattr(s, key) for s in self.images])) for key in _MEAN_FIELDS
+        }
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary: the means, the colorfulness ratio and every photo's scores."""
+        mean = self.mean()
+        return {
+            "count": len(self.images),
+            "mean": mean,
+            "colorfulness_ratio": mean["colorfulness"] / max(mean["truth_colorfulness"], 1e-9),
+            "images": [vars(s) for s in self.images],
+        }
+
+
+def render_size(height: int, width: int, policy: InputPolicy, render_factor: int) -> tuple[int, int]:
+    """Aspect-preserving render size: long side ``render_base * render_factor``.
+
+    Both sides are rounded to the nearest multiple of ``policy.size_multiple`` (at least one).
+
+    Returns:
+        ``(render_height, render_width)``.
+    """
+    long_side = policy.render_base * render_factor
+    scale = long_side / max(height, width)
+    m = policy.size_multiple
+    return (
+        max(m, round(height * scale / m) * m),
+        max(m, round(width * scale / m) * m),
+    )
+
+
+@torch.no_grad()
+def colorize_rgb(
+    model: nn.Module,
+    policy: InputPolicy,
+    rgb: np.ndarray,
+    device: str | torch.device = "cpu",
+    render_factor: int | None = None,
+) -> np.ndarray:
+    """Colorize the luminance of an image with a ``luma-chroma`` network.
+
+    Args:
+        model: network in eval mode: ``(N, 1, h, w)`` normalised luminance -> ``(N, 2, h, w)``
+            (Cb, Cr) in ``[-0.5, 0.5]``.
+        policy: the model's input policy (kind ``"luma-chroma"``).
+        rgb: ``(H, W, 3)`` float32 sRGB in ``[0, 1]``; only its luminance is used.
+        render_factor: render size in units of ``policy.render_base`` (default: the policy's).
+
+    Returns:
+        ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` with the input's exact luminance.
+    """
+    if policy.kind != "luma-chroma":
+        raise UsageError(f"photo evaluation needs a luma-chroma model, not {policy.kind!r}")
+    factor = render_factor or policy.default_render_factor
+    height, width = rgb.shape[:2]
+    luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))[None, :1]
+    small = F.interpolate(
+        luma, size=render_size(height, width, policy, factor), mode="bilinear", antialias=True
+    )
+    x = (small - policy.mean[0]) / policy.std[0]
+    chroma = model(x.to(device)).float().cpu()
+    chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
+    out = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))[0]
+    return out.permute(1, 2, 0).numpy()
+
+
+def _thumb(rgb: np.ndarray) -> np.ndarray:
+    scale = THUMB_HEIGHT / rgb.shape[0]
+    size = (max(1, round(rgb.shape[1] * scale)), THUMB_HEIGHT)
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return (np.clip(small, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def evaluate_images(
+    model: nn.Module,
+    policy: InputPolicy,
+    images: Path | Sequence[Path],
+    device: str | torch.device = "cpu",
+    render_factor: int | None = None,
+    max_side: int | None = None,
+) -> EvalReport:
+    """Colorize the greyscale of colour photos and score them against the originals.
+
+    Args:
+        model: a ``luma-chroma`` network (put in eval mode here).
+        policy: its input policy (``ModelSpec.policy``).
+        images: a folder of photos, a ``.txt`` list of them, or the paths themselves.
+        device: where the network runs.
+        render_factor: render size in units of 16 px (default: the policy's).
+        max_side: downscale the photos to this long side first (None: full size).
+
+    Returns:
+        The scores and ``(grey, ours, truth)`` thumbnails of every photo.
+    """
+    paths = list_images(images) if isinstance(images, Path) else list(images)
+    if not paths:
+        raise UsageError("no images to evaluate")
+    model.eval()
+    scores: list[ImageScores] = []
+    thumbs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for path in paths:
+        truth, _ = load_image(path, max_side)
+        ours = colorize_rgb(model, policy, truth, device, render_factor)
+        luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))[0]
+        grey = np.repeat(luma.numpy()[:, :, None], 3, axis=2)
+        scores.append(
+            ImageScores(
+                name=path.name,
+                ciede2000=mean_ciede2000_rgb(ours, truth),
+                psnr=psnr(ours, truth),
+                colorfulness=colorfulness(ours),
+                grey_ciede2000=mean_ciede2000_rgb(grey, truth),
+                grey_psnr=psnr(grey, truth),
+                truth_colorfulness=colorfulness(truth),
+            )
+        )
+        thumbs.append((_thumb(grey), _thumb(ours), _thumb(truth)))
+        logger.debug("evaluated %s: %s", path.name, scores[-1])
+    return EvalReport(images=tuple(scores), thumbnails=tuple(thumbs))
+
+
+def contact_sheet(report: EvalReport, columns: int = 2, gap: int = 4) -> np.ndarray:
+    """Lay out the report's thumbnails as a contact sheet: ``grey | ours | truth`` per photo.
+
+    Args:
+        report: an :class:`EvalReport` with thumbnails.
+        columns: photos (triplets) per row of the sheet.
+        gap: white pixels between the images.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB image.
+    """
+    if not report.thumbnails:
+        raise UsageError("the report holds no thumbnails")
+    triplets = [np.concatenate(_spaced(t, gap, axis=1), axis=1) for t in report.thumbnails]
+    cell_w = max(t.shape[1] for t in triplets)
+    cells = [np.pad(t, ((0, 0), (0, cell_w - t.shape[1]), (0, 0)), constant_values=255) for t in triplets]
+    rows = []
+    for start in range(0, len(cells), columns):
+        row = cells[start : start + columns]
+        row += [np.full_like(cells[0], 255)] * (columns - len(row))
+        rows.append(np.concatenate(_spaced(row, gap * 4, axis=1), axis=1))
+    return np.concatenate(_spaced(rows, gap * 2, axis=0), axis=0)
+
+
+def _spaced(parts: Sequence[np.ndarray], gap: int, axis: int) -> list[np.ndarray]:
+    """``parts`` with white spacers of ``gap`` pixels between them along ``axis``."""
+    out: list[np.ndarray] = []
+    for i, part in enumerate(parts):
+        if i:
+            shape = list(part.shape)
+            shape[axis] = gap
+            out.append(np.full(shape, 255, dtype=np.uint8))
+        out.append(part)
+    return out

@@ -1,0 +1,123 @@
+"""Shared fixtures: synthetic clips made with ffmpeg's lavfi sources, a random-weight model."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from deoldify_video.inference import Colorizer
+from deoldify_video.nets.lite import lite
+from deoldify_video.nets.registry import InputPolicy, ModelSpec
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DATA = SHARED / "data"
+
+torch.set_num_threads(2)
+
+# name -> ffmpeg arguments after "ffmpeg -v error -y" and before the output path.
+_SRC = "testsrc2=size={size}:rate={rate}"
+_CLIPS: dict[str, tuple[str, list[str]]] = {
+    "basic.mp4": ("mp4", [
+        "-f", "lavfi", "-i", _SRC.format(size="320x240", rate=25),
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", "1.2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+    ]),
+    "odd.mkv": ("mkv", [
+        "-f", "lavfi", "-i", _SRC.format(size="322x242", rate=25),
+        "-t", "0.8", "-vf", "scale=321:241", "-c:v", "libx264", "-pix_fmt", "yuv444p",
+    ]),
+    "tenbit.mkv": ("mkv", [
+        "-f", "lavfi", "-i", _SRC.format(size="320x240", rate=24),
+        "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100",
+        "-t", "0.8", "-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-c:a", "flac", "-shortest",
+    ]),
+    "vfr.mkv": ("mkv", [
+        "-f", "lavfi", "-i", _SRC.format(size="320x240", rate=25),
+        "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=48000",
+        "-t", "2", "-vf", "select='not(mod(n\\,3))+eq(mod(n\\,7)\\,1)'", "-fps_mode", "vfr",
+        "-c:v", "libx264", "-c:a", "libopus", "-shortest",
+    ]),
+    "anamorphic.mp4": ("mp4", [
+        "-f", "lavfi", "-i", _SRC.format(size="320x240", rate="30000/1001"),
+        "-t", "0.8", "-vf", "setsar=4/3", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+    ]),
+    "multi.mkv": ("mkv", [
+        "-f", "lavfi", "-i", _SRC.format(size="320x240", rate=25),
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000",
+        "-i", "{srt}", "-i", "{chapters}",
+        "-map", "0:v", "-map", "1:a", "-map", "2:a", "-map", "3:s", "-map_chapters", "4",
+        "-t", "1.2", "-c:v", "libx264", "-c:a:0", "aac", "-c:a:1", "libopus", "-c:s", "srt",
+        "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
+        "-metadata", "title=Test reel", "-shortest",
+    ]),
+    "silent.mp4": ("mp4", [
+        "-f", "lavfi", "-i", _SRC.format(size="176x144", rate=15),
+        "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+    ]),
+}
+
+_SRT = "1\n00:00:00,000 --> 00:00:00,800\nHello\n\n2\n00:00:00,800 --> 00:00:01,100\nWorld\n"
+_CHAPTERS = (
+    ";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=600\ntitle=One\n"
+    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=600\nEND=1200\ntitle=Two\n"
+)
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def make_clip(clip_dir: Path) -> Callable[[str], Path]:
+    """Build (once per test session) and return the synthetic clip called ``name``."""
+
+    def make(name: str) -> Path:
+        out = clip_dir / name
+        if not out.exists():
+            srt = clip_dir / "subs.srt"
+            srt.write_text(_SRT)
+            chapters = clip_dir / "chapters.txt"
+            chapters.write_text(_CHAPTERS)
+            _, args = _CLIPS[name]
+            args = [a.format(srt=srt, chapters=chapters) for a in args]
+            ffmpeg(*args, str(out))
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def rotated_clip(make_clip: Callable[[str], Path], clip_dir: Path) -> Path:
+    """A 320x240 clip with a 90-degree display rotation (shown as 240x320)."""
+    out = clip_dir / "rotated.mp4"
+    if not out.exists():
+        plain = make_clip("silent.mp4")
+        ffmpeg("-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_colorizer() -> Colorizer:
+    """The lite architecture with fixed random weights at a 64 px render size: fast, not good."""
+    torch.manual_seed(0)
+    spec = ModelSpec("tiny", lite, InputPolicy("luma-chroma", 4, size_multiple=32), "tiny.pt")
+    return Colorizer(lite(), spec, "cpu", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory, tiny_colorizer: Colorizer) -> Path:
+    """The tiny colorizer's random weights saved as a state dict, for ``--model PATH``."""
+    path = tmp_path_factory.mktemp("weights") / "random-lite.pt"
+    torch.save(tiny_colorizer.model.state_dict(), path)
+    return path

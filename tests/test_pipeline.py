@@ -1,0 +1,147 @@
+"""End-to-end: real ffmpeg, the lite architecture with random weights, every kind of source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deoldify_video.errors import UsageError
+from deoldify_video.media.probe import frame_times, probe
+from deoldify_video.media.reader import read_all
+from deoldify_video.pipeline import colorize_video, default_output_path
+
+
+def audio_md5(path: Path, index: int) -> str:
+    """md5 of the packets of one audio stream (``-c copy``: identical only if not re-encoded)."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:a:{index}",
+                          "-c", "copy", "-f", "md5", "-"], capture_output=True, check=True)  # fmt: skip
+    return out.stdout.decode().strip()
+
+
+def streams(path: Path) -> list[dict]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
+                          "-show_chapters", "-show_format", str(path)],
+                         capture_output=True, check=True)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def y_psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def check_same_video(source: Path, output: Path) -> None:
+    """Frame count, timestamps, luminance, size and SAR of ``output`` match ``source``."""
+    src, out = probe(source), probe(output)
+    assert out.frame_count == src.frame_count
+    assert out.display_size == src.display_size
+    assert out.rotation == 0
+    sar_in = src.sar if src.rotation in (0, 180) else 1 / src.sar
+    assert out.sar == sar_in
+    times_in = frame_times(source, src.video_index)
+    times_out = frame_times(output, out.video_index)
+    shift = times_out[0] - times_in[0]
+    assert max(abs(a - b - shift) for a, b in zip(times_out, times_in)) <= 0.0011
+    y_in, y_out = read_all(src), read_all(out)
+    if y_out.dtype != y_in.dtype:  # an 8-bit source in a 10-bit codec (ProRes)
+        y_out = y_out / 4.0
+    peak = 1023.0 if src.bit_depth > 8 else 255.0
+    assert y_psnr(y_in, y_out, peak) >= 40.0
+
+
+@pytest.mark.parametrize(
+    "name", ["basic.mp4", "odd.mkv", "tenbit.mkv", "vfr.mkv", "anamorphic.mp4", "silent.mp4"]
+)
+def test_output_keeps_frames_luma_geometry_and_audio(tmp_path, make_clip, tiny_colorizer, name):
+    source = make_clip(name)
+    output = tmp_path / f"out{source.suffix}"
+    result = colorize_video(source, output, tiny_colorizer)
+    assert result.output == output and result.frames == probe(source).frame_count
+    check_same_video(source, output)
+    src = probe(source)
+    for i, _ in enumerate(src.audio_streams):
+        assert audio_md5(output, i) == audio_md5(source, i)
+    assert [s.kind for s in probe(output).streams] == [s.kind for s in src.streams]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]  # no leftovers
+
+
+def test_output_has_colour(tmp_path, make_clip, tiny_colorizer):
+    output = tmp_path / "out.mkv"
+    colorize_video(make_clip("basic.mp4"), output, tiny_colorizer)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(output), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "yuv444p", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    u = np.frombuffer(raw, np.uint8).reshape(3, 240, 320)[1]
+    assert np.abs(u.astype(int) - 128).mean() > 0.5  # random weights still give some chroma
+
+
+def test_rotated_source_comes_out_upright(tmp_path, rotated_clip, tiny_colorizer):
+    output = tmp_path / "out.mp4"
+    colorize_video(rotated_clip, output, tiny_colorizer)
+    check_same_video(rotated_clip, output)
+
+
+def test_every_stream_chapter_and_tag_survives(tmp_path, make_clip, tiny_colorizer):
+    source = make_clip("multi.mkv")
+    for ext, sub_codec in ((".mkv", "subrip"), (".mp4", "mov_text")):
+        output = tmp_path / f"out{ext}"
+        colorize_video(source, output, tiny_colorizer)
+        check_same_video(source, output)
+        info = streams(output)
+        # (mp4 keeps chapters in a text track of its own, listed as a data stream)
+        kinds = [(s["codec_type"], s["codec_name"]) for s in info["streams"]
+                 if s["codec_type"] != "data"]  # fmt: skip
+        assert kinds == [("video", "h264"), ("audio", "aac"), ("audio", "opus"),
+                         ("subtitle", sub_codec)]  # fmt: skip
+        langs = [s.get("tags", {}).get("language") for s in info["streams"][1:3]]
+        assert langs == ["eng", "fra"]
+        assert [c["tags"]["title"] for c in info["chapters"]] == ["One", "Two"]
+        assert info["format"]["tags"].get("title", info["format"]["tags"].get("TITLE")) == "Test reel"
+        assert audio_md5(output, 0) == audio_md5(source, 0)
+        assert audio_md5(output, 1) == audio_md5(source, 1)
+
+
+def test_real_clips_with_other_codecs(tmp_path, tiny_colorizer):
+    from deoldify_video.types import RenderConfig
+
+    from .conftest import DATA
+
+    # tree.avi is grainy Cinepak: at the default CRF 17 the encoder alone costs ~40 dB of Y.
+    for name, ext in (("tree.avi", ".mkv"), ("carphone_pristine.mp4", ".mkv")):
+        source = DATA / "video" / name
+        output = tmp_path / f"{source.stem}{ext}"
+        colorize_video(source, output, tiny_colorizer, RenderConfig(crf=12))
+        check_same_video(source, output)
+
+
+@pytest.mark.parametrize("codec", ["libx265", "ffv1", "prores"])
+def test_other_codecs(tmp_path, make_clip, tiny_colorizer, codec):
+    from deoldify_video.types import RenderConfig
+
+    output = tmp_path / "out.mkv"
+    colorize_video(make_clip("silent.mp4"), output, tiny_colorizer, RenderConfig(codec=codec))
+    expected = {"libx265": "hevc", "ffv1": "ffv1", "prores": "prores"}[codec]
+    assert streams(output)["streams"][0]["codec_name"] == expected
+    check_same_video(make_clip("silent.mp4"), output)
+
+
+def test_refuses_existing_output_and_input_as_output(tmp_path, make_clip, tiny_colorizer):
+    source = make_clip("silent.mp4")
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(UsageError, match="already exists"):
+        colorize_video(source, existing, tiny_colorizer)
+    assert existing.read_bytes() == b"keep me"
+    colorize_video(source, existing, tiny_colorizer, overwrite=True)
+    assert probe(existing).frame_count == probe(source).frame_count
+    with pytest.raises(UsageError, match="overwrite the input"):
+        colorize_video(source, source, tiny_colorizer, overwrite=True)
+
+
+def test_default_output_name():
+    assert default_output_path(Path("/films/reel 1.MP4")) == Path("/films/reel 1_colorized.mp4")
+    assert default_output_path(Path("/films/reel.webm")) == Path("/films/reel_colorized.mkv")
