@@ -23,6 +23,7 @@ import torch
 
 from deoldify_video.deoldify_policy import render_size
 from deoldify_video.nets.registry import get_spec
+from deoldify_video.nets.unet import fold_spectral_norm
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,13 @@ class Row:
     note: str = ""
 
 
-def _build(name: str) -> torch.nn.Module:
-    return get_spec(name).builder().eval()
+def _build(name: str, fold: bool) -> torch.nn.Module:
+    model = get_spec(name).builder().eval()
+    return fold_spectral_norm(model) if fold else model
 
 
-def bench_cpu(name: str, side: int, frames: int) -> Row:
-    model = _build(name)
+def bench_cpu(name: str, side: int, frames: int, fold: bool) -> Row:
+    model = _build(name, fold)
     x = torch.randn(1, 3, side, side)
     with torch.inference_mode():
         model(x)  # warm-up
@@ -50,11 +52,11 @@ def bench_cpu(name: str, side: int, frames: int) -> Row:
         for _ in range(frames):
             model(x)
         elapsed = time.perf_counter() - start
-    return Row(name, "cpu", "fp32", side, 1, elapsed / frames)
+    return Row(name, "cpu", "fp32", side, 1, elapsed / frames, note=_note(fold))
 
 
 def bench_gpu(
-    model: torch.nn.Module, name: str, side: int, batch: int, precision: str, iters: int
+    model: torch.nn.Module, name: str, side: int, batch: int, precision: str, iters: int, fold: bool
 ) -> Row:
     """``model`` already on the GPU; ``precision`` is fp32 (TF32 off), fp16 or bf16 autocast."""
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
@@ -74,7 +76,11 @@ def bench_gpu(
     except torch.cuda.OutOfMemoryError:
         return Row(name, "cuda", precision, side, batch, float("nan"), note="out of memory")
     peak = torch.cuda.max_memory_allocated() / 2**20
-    return Row(name, "cuda", precision, side, batch, elapsed / (iters * batch), peak)
+    return Row(name, "cuda", precision, side, batch, elapsed / (iters * batch), peak, _note(fold))
+
+
+def _note(fold: bool) -> str:
+    return "spectral norm folded" if fold else ""
 
 
 def print_table(rows: list[Row], gpu_name: str | None) -> None:
@@ -103,6 +109,9 @@ def main() -> None:
     parser.add_argument("--no-cpu", action="store_true", help="skip the CPU measurements")
     parser.add_argument("--batch-sizes", default="1,4,8", help="GPU batch sizes")
     parser.add_argument("--gpu-iters", type=int, default=5, help="timed GPU batches")
+    parser.add_argument(
+        "--fold", action="store_true", help="fold spectral norm into the weights first"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -113,15 +122,17 @@ def main() -> None:
         policy = get_spec(name).policy
         side = render_size(args.render_factor or policy.default_render_factor, policy.render_base)
         if not args.no_cpu:
-            rows.append(bench_cpu(name, side, args.cpu_frames))
+            rows.append(bench_cpu(name, side, args.cpu_frames, args.fold))
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cudnn.benchmark = True
-            model = _build(name).cuda()
+            model = _build(name, args.fold).cuda()
             for precision in ("fp32", "fp16", "bf16"):
                 for batch in batches:
-                    rows.append(bench_gpu(model, name, side, batch, precision, args.gpu_iters))
+                    rows.append(
+                        bench_gpu(model, name, side, batch, precision, args.gpu_iters, args.fold)
+                    )
             del model
     gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     print_table(rows, gpu_name)

@@ -4,6 +4,8 @@ Prints a table: milliseconds per frame of :func:`deoldify_video.temporal.smooth_
 (batches of 8 frames, best of several runs) on a camera pan over a real photograph, and that
 cost as a share of a frame's time in a pipeline whose model runs at ``--model-fps``.
 
+Usage (from the repository root, with the package installed or ``PYTHONPATH=.``)::
+
     python benchmarks/temporal.py [--threads 2] [--frames 48] [--repeats 5] [--model-fps 20]
 """
 

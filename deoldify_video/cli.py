@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
     p = sub.add_parser("image", help="colorize photos")
@@ -46,7 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=cmd_image)
+    _add_models_parser(sub)
+    _add_jobs_parser(sub)
     return parser
+
+
+def _add_models_parser(sub: argparse._SubParsersAction) -> None:
+    models = sub.add_parser("models", help="list, download and describe models")
+    msub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    p = msub.add_parser("list", help="every known model, and where its weights are")
+    p.set_defaults(handler=cmd_models_list)
+    p = msub.add_parser("download", help="fetch a model's weights into the cache")
+    p.add_argument("name", help="model name (see `models list`)")
+    p.add_argument("--url", help="download from this mirror instead of the official address")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_models_download)
+    p = msub.add_parser("info", help="a model's details and model card")
+    p.add_argument("name", help="model name (see `models list`)")
+    p.set_defaults(handler=cmd_models_info)
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -56,11 +74,56 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
 
 
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job-dir",
+        type=Path,
+        default=None,
+        help="folder for the resumable job (default: OUTPUT.job beside the output)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over, discarding an interrupted job for the same output",
+    )
+    p.add_argument(
+        "--keep-job", action="store_true", help="keep the job folder after a successful run"
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=10.0,
+        help="length of the resumable segments in seconds (default 10)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes working at once: one per GPU, or sharing the CPU threads (default 1)",
+    )
+
+
+def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
+    jobs = sub.add_parser("jobs", help="inspect resumable jobs")
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    p = jsub.add_parser("status", help="progress of a job: segments, frames, throughput, ETA")
+    p.add_argument("job_dir", metavar="JOB_DIR", type=Path, help="the job folder")
+    p.set_defaults(handler=cmd_jobs_status)
+
+
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .inference import load_colorizer
+    from .jobs import JobOptions, default_job_dir
     from .pipeline import configure_threads, plan_video, run_video
 
     configure_threads(args.threads)
+    options = JobOptions(
+        job_dir=args.job_dir,
+        fresh=args.fresh,
+        keep_job=args.keep_job,
+        segment_seconds=args.segment_seconds,
+        workers=args.workers,
+    )
     config = RenderConfig(
         model=args.model,
         render_factor=args.render_factor,
@@ -71,11 +134,47 @@ def cmd_colorize(args: argparse.Namespace) -> int:
     )
     job = plan_video(args.input, args.output, config, overwrite=args.overwrite)
     colorizer = load_colorizer(args.model, args.device, args.render_factor, args.batch_size)
-    with _ProgressBars(disabled=args.quiet) as bars:
-        result = run_video(job, colorizer, progress=bars)
+    job_dir = options.job_dir or default_job_dir(job.output)
+    try:
+        with _ProgressBars(disabled=args.quiet) as bars:
+            result = run_video(job, colorizer, progress=bars, options=options)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the finished segments are kept in {job_dir}. Run the same "
+              "command again to resume.", file=sys.stderr)  # fmt: skip
+        return 130
     if not args.quiet:
         print(f"{result.output}: {result.frames} frames colorized")
     return 0
+
+
+def cmd_jobs_status(args: argparse.Namespace) -> int:
+    from .jobs import job_status
+
+    status = job_status(args.job_dir)
+    state = "running" if status.running else "stopped"
+    if status.joined:
+        state += ", every segment done and joined (the final mux remains)"
+    print(f"job:        {status.job_dir} ({state})")
+    print(f"input:      {status.input}")
+    print(f"output:     {status.output}")
+    print(f"segments:   {status.segments_done}/{status.segments} done")
+    percent = 100.0 * status.frames_done / status.frames if status.frames else 0.0
+    print(f"frames:     {status.frames_done}/{status.frames} ({percent:.1f}%)")
+    rate, eta = status.fps, status.eta_seconds
+    print(f"throughput: {f'{rate:.2f} frames/s' if rate is not None else 'unknown yet'}"
+          f" over {_duration(status.work_seconds)} of work")  # fmt: skip
+    print(f"ETA:        {_duration(eta) if eta is not None else 'unknown yet'}")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    """``1h 02m 03s`` style."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def cmd_image(args: argparse.Namespace) -> int:
@@ -93,6 +192,67 @@ def cmd_image(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(output)
     return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from .nets import registry, weights
+
+    installed = {spec.name: (path, size) for spec, path, size in weights.installed_weights()}
+    rows = [("NAME", "STATE", "SIZE", "WHERE / DESCRIPTION")]
+    for name in registry.model_names():
+        spec = registry.get_spec(name)
+        default = " (default)" if name == registry.DEFAULT_MODEL else ""
+        if name in installed:
+            path, size = installed[name]
+            rows.append((name + default, "installed", _megabytes(size), str(path)))
+        else:
+            size_text = _megabytes(spec.size_bytes) if spec.size_bytes else "?"
+            hint = f"{spec.description}; `models download {name}`"
+            rows.append((name + default, "not downloaded", size_text, hint))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
+
+
+def cmd_models_download(args: argparse.Namespace) -> int:
+    from .nets import registry, weights
+
+    spec = registry.get_spec(args.name)
+    with _ProgressBars(disabled=args.quiet) as bars:
+        path = weights.download_weights(
+            spec, progress=lambda done, total: bars(ProgressEvent("download", done, total)), url=args.url
+        )
+    print(path)
+    return 0
+
+
+def cmd_models_info(args: argparse.Namespace) -> int:
+    from .nets import registry, weights
+
+    spec = registry.get_spec(args.name)
+    location = weights.weights_location(spec)
+    print(f"name:           {spec.name}")
+    print(f"description:    {spec.description}")
+    print(f"input policy:   {spec.policy.kind}, default render factor "
+          f"{spec.policy.default_render_factor} ({spec.policy.default_render_factor * spec.policy.render_base} px)")  # fmt: skip
+    print(f"weights:        {location} ({'present' if location.is_file() else 'not downloaded'})")
+    if spec.url:
+        print(f"download from:  {spec.url}")
+    if spec.size_bytes:
+        print(f"size:           {_megabytes(spec.size_bytes)}")
+    if spec.sha256:
+        print(f"sha256:         {spec.sha256}")
+    print(f"licence:        {spec.licence}")
+    card = registry.shipped_models_dir() / spec.card
+    if spec.card and card.is_file():
+        print()
+        print(card.read_text().rstrip())
+    return 0
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 class _ProgressBars:

@@ -101,7 +101,8 @@ class RenderConfig:
         codec: ``"libx264"``, ``"libx265"``, ``"ffv1"`` or ``"prores"``.
         crf: constant rate factor for libx264/libx265 (0-51), ignored by the others.
         smooth: apply temporal smoothing.
-        smooth_strength: 0..1, how much of the previous frame's colour is carried over.
+        smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
+            (see :class:`deoldify_video.temporal.SmoothingConfig`).
     """
 
     model: str = "default"

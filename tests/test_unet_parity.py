@@ -20,6 +20,7 @@ import torch
 
 from deoldify_video import deoldify_policy
 from deoldify_video.nets import registry
+from deoldify_video.nets.unet import fold_spectral_norm
 from deoldify_video.nets.weights import load_model, load_network
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "deoldify-reference"
@@ -166,6 +167,14 @@ def test_float64_output_and_every_layer_match(network, short: str) -> None:
         got_np = got[:, : ref.shape[1]].float().numpy()
         rel = np.abs(got_np - ref).max() / entry["max_abs"]
         assert rel < LAYER_REL_TOL, f"{entry['module']}: relative error {rel:.3g}"
+
+
+def test_folded_spectral_norm_gives_the_same_output(seeded_files, network) -> None:
+    x = _input("176x144")[..., 40:104, 40:104]
+    expected = _run(network("artistic", torch.float32), x)
+    folded = fold_spectral_norm(load_model("artistic", weights=seeded_files("artistic")["bare"]))
+    assert not any(key.endswith("weight_orig") for key in folded.state_dict())
+    np.testing.assert_array_equal(_run(folded, x), expected)
 
 
 @pytest.mark.slow

@@ -395,3 +395,19 @@ def test_shipped_spec_has_nothing_to_download() -> None:
 def test_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(WeightsError, match="cannot download"):
         weights.download_weights(TINY, url="http://127.0.0.1:9/nothing.pth")
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
+def test_a_local_copy_is_verified_and_cached(tmp_path: Path, as_url: bool) -> None:
+    held = _save(tmp_path / "ColorizeTiny.pth", _tiny_state(seed=5))
+    seen: list[tuple[int, int | None]] = []
+    source = held.as_uri() if as_url else str(held)
+    path = weights.download_weights(TINY, lambda d, t: seen.append((d, t)), source)
+    assert path.read_bytes() == held.read_bytes()
+    assert seen[-1] == (held.stat().st_size, held.stat().st_size)
+    page = tmp_path / "page.pth"
+    page.write_text("<html><body>not weights</body></html>")
+    path.unlink()
+    with pytest.raises(WeightsError, match="HTML page"):
+        weights.download_weights(TINY, url=str(page))
+    assert _leftovers() == []

@@ -66,6 +66,12 @@ def probe(path: str | Path) -> VideoInfo:
     if not pts:
         raise ProbeError(f"{path}: the video stream holds no frames")
     fmt = data.get("format", {})
+    listed = _listed_frames(fmt, video)
+    if listed is not None and len(pts) < listed:
+        raise ProbeError(
+            f"{path}: truncated or corrupt: the container lists {listed} frames but only "
+            f"{len(pts)} are present"
+        )
     return VideoInfo(
         path=str(path),
         width=int(video["width"]),
@@ -118,6 +124,16 @@ def is_variable_rate(pts: list[int]) -> bool:
     median = gaps[len(gaps) // 2]
     tolerance = max(2, median // 10)
     return any(abs(g - median) > tolerance for g in gaps)
+
+
+def _listed_frames(fmt: dict[str, Any], stream: dict[str, Any]) -> int | None:
+    """The frame count in an MP4/MOV sample table (written before the data, so it survives a
+    truncation); None for containers whose count is absent or not a count of frames (AVI
+    lists empty "repeat" packets too)."""
+    if not str(fmt.get("format_name", "")).startswith("mov,mp4"):
+        return None
+    listed = str(stream.get("nb_frames", ""))
+    return int(listed) if _int(listed) else None
 
 
 def _int(text: str) -> bool:

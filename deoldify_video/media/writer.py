@@ -87,8 +87,11 @@ def encode_settings(info: VideoInfo, codec: str = "libx264", crf: int = 17) -> E
     )
 
 
-def writer_command(settings: EncodeSettings, out_path: str | Path) -> list[str]:
-    """ffmpeg call that reads raw 4:4:4 planes from stdin and writes a video-only Matroska file."""
+def writer_command(
+    settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
+) -> list[str]:
+    """ffmpeg call that reads raw 4:4:4 planes from stdin and writes a video-only file
+    (Matroska, or another ``muxer`` such as ``"nut"``, which keeps exact frame timestamps)."""
     s = settings
     rng = "pc" if s.full_range else "tv"
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
@@ -97,7 +100,15 @@ def writer_command(settings: EncodeSettings, out_path: str | Path) -> list[str]:
     cmd += ["-i", "pipe:0", "-map", "0:v"]
     cmd += ["-vf", f"setsar=sar={s.sar.numerator}/{s.sar.denominator}:max=65535"]
     cmd += _codec_args(s)
-    cmd += ["-pix_fmt", s.output_pix_fmt, "-color_range", rng]
+    cmd += ["-pix_fmt", s.output_pix_fmt, *colour_args(s)]
+    return [*cmd, "-f", muxer, str(out_path)]
+
+
+def colour_args(settings: EncodeSettings) -> list[str]:
+    """ffmpeg output options that tag a stream with the settings' range and colour tags (for
+    an encoder, or for a stream copy into a container that stores them)."""
+    s = settings
+    cmd = ["-color_range", "pc" if s.full_range else "tv"]
     for flag, value in (
         ("-colorspace", s.color_space),
         ("-color_primaries", s.color_primaries),
@@ -105,7 +116,7 @@ def writer_command(settings: EncodeSettings, out_path: str | Path) -> list[str]:
     ):
         if value:
             cmd += [flag, value]
-    return [*cmd, "-f", "matroska", str(out_path)]
+    return cmd
 
 
 def _codec_args(s: EncodeSettings) -> list[str]:
@@ -126,10 +137,12 @@ class FrameWriter:
     killed. The caller owns ``out_path`` (write to a temporary name and rename when done).
     """
 
-    def __init__(self, settings: EncodeSettings, out_path: str | Path) -> None:
+    def __init__(
+        self, settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
+    ) -> None:
         self.settings = settings
         self.out_path = Path(out_path)
-        self.command = writer_command(settings, out_path)
+        self.command = writer_command(settings, out_path, muxer)
         self.frames_written = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr = b""

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
 from torchvision import models
 
 # Encoder constructor and the channel counts of its five feature maps: after the stem's ReLU
@@ -256,6 +257,25 @@ class DeOldifyUnet(nn.Module):
         for stage in self.layers[10:]:
             h = stage(h)
         return h
+
+
+def fold_spectral_norm(model: nn.Module) -> nn.Module:
+    """Bake the eval-mode spectral-norm weights into plain parameters, in place.
+
+    Each ``weight_orig / (u . (W v))`` is computed once and stored as ``weight``; the forward
+    pass then skips the per-call recomputation and the model holds one copy of its weights
+    instead of two. The outputs are unchanged, but the state dict no longer has DeOldify's
+    layout (no ``weight_orig/_u/_v``) and further training would not renormalise: use it for
+    inference only.
+
+    Returns:
+        ``model``.
+    """
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, SpectralNorm):
+                nn.utils.remove_spectral_norm(module, hook.name)
+    return model
 
 
 def deoldify_wide() -> DeOldifyUnet:

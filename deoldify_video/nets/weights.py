@@ -7,7 +7,8 @@ The only module of :mod:`deoldify_video.nets` that touches the disk or the netwo
   else ``~/.cache/deoldify-video``).
 * :func:`download_weights` writes ``<file>.part``, resumes it with an HTTP ``Range`` request
   after an interruption, checks it (size and sha256 when pinned, then keys and shapes against
-  the architecture) and only then renames it to its final name.
+  the architecture) and only then renames it to its final name. A copy the user already holds
+  (a local path or ``file://`` URL) goes through the same checks into the cache.
 * Files are read with ``torch.load(weights_only=True)`` (memory-mapped when the file is in the
   zip format), so no code from a weights file ever runs. Accepted layouts: a bare state dict, or
   fastai's learner save ``{"model": state_dict, "opt": optimizer_state}`` as DeOldify writes
@@ -28,6 +29,7 @@ import pickle
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -330,7 +332,8 @@ def download_weights(
     Args:
         spec: the model to fetch.
         progress: called as ``progress(bytes_done, bytes_total_or_None)`` as data arrives.
-        url: fetch from here instead of ``spec.url`` (a mirror).
+        url: fetch from here instead of ``spec.url``: a mirror, or the path (or ``file://``
+            URL) of a copy the user already holds, which is copied into the cache.
 
     Raises:
         WeightsError: no URL, HTTP error, repeated interruptions, or a bad file.
@@ -344,10 +347,51 @@ def download_weights(
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    local = _local_path(source)
+    if local is not None:
+        _copy_local(local, part, progress)
+    else:
+        _fetch_with_retries(source, part, spec.size_bytes or None, progress)
+    try:
+        _verify_download(spec, part)
+    except WeightsError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    logger.info("stored %s weights at %s", spec.name, dest)
+    return dest
+
+
+def _local_path(source: str) -> Path | None:
+    """The file a source names when it is a local path or a ``file://`` URL, else None."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if parsed.scheme in ("http", "https", "ftp"):
+        return None
+    return Path(source).expanduser()
+
+
+def _copy_local(source: Path, part: Path, progress: ProgressCallback | None) -> None:
+    if not source.is_file():
+        raise WeightsError(f"weights file {source} does not exist")
+    total = source.stat().st_size
+    done = 0
+    with open(source, "rb") as src, open(part, "wb") as out:
+        while chunk := src.read(_CHUNK):
+            out.write(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+
+
+def _fetch_with_retries(
+    source: str, part: Path, size_hint: int | None, progress: ProgressCallback | None
+) -> None:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
-            _fetch(source, part, spec.size_bytes or None, progress)
-            break
+            _fetch(source, part, size_hint, progress)
+            return
         except _Interrupted as exc:
             if attempt == _ATTEMPTS:
                 raise WeightsError(
@@ -356,14 +400,6 @@ def download_weights(
                 ) from exc
             logger.warning("download of %s interrupted (%s); resuming", source, exc)
             time.sleep(min(2.0 ** (attempt - 1), 10.0))
-    try:
-        _verify_download(spec, part)
-    except WeightsError:
-        part.unlink(missing_ok=True)
-        raise
-    os.replace(part, dest)
-    logger.info("downloaded %s to %s", spec.name, dest)
-    return dest
 
 
 def _fetch(

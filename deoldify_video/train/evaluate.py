@@ -20,8 +20,9 @@ from torch import nn
 
 from ..color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..errors import UsageError
+from ..inference import Colorizer
 from ..metrics import colorfulness, mean_ciede2000_rgb, psnr
-from ..nets.registry import InputPolicy
+from ..nets.registry import ModelSpec
 from .data import list_images, load_image
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,7 @@ class EvalReport:
 
     def mean(self) -> dict[str, float]:
         """Mean of every score over the photos (keys as in :class:`ImageScores`)."""
-        return {
-            key: float(np.mean([getattr(s, key) for s in self.images])) for key in _MEAN_FIELDS
-        }
+        return {key: float(np.mean([getattr(s, key) for s in self.images])) for key in _MEAN_FIELDS}
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready summary: the means, the colorfulness ratio and every photo's scores."""
@@ -90,53 +89,20 @@ class EvalReport:
         }
 
 
-def render_size(height: int, width: int, policy: InputPolicy, render_factor: int) -> tuple[int, int]:
-    """Aspect-preserving render size: long side ``render_base * render_factor``.
-
-    Both sides are rounded to the nearest multiple of ``policy.size_multiple`` (at least one).
-
-    Returns:
-        ``(render_height, render_width)``.
-    """
-    long_side = policy.render_base * render_factor
-    scale = long_side / max(height, width)
-    m = policy.size_multiple
-    return (
-        max(m, round(height * scale / m) * m),
-        max(m, round(width * scale / m) * m),
-    )
-
-
-@torch.no_grad()
-def colorize_rgb(
-    model: nn.Module,
-    policy: InputPolicy,
-    rgb: np.ndarray,
-    device: str | torch.device = "cpu",
-    render_factor: int | None = None,
-) -> np.ndarray:
-    """Colorize the luminance of an image with a ``luma-chroma`` network.
+def colorize_rgb(colorizer: Colorizer, rgb: np.ndarray) -> np.ndarray:
+    """Colorize the luminance of an image, keeping that luminance at full resolution.
 
     Args:
-        model: network in eval mode: ``(N, 1, h, w)`` normalised luminance -> ``(N, 2, h, w)``
-            (Cb, Cr) in ``[-0.5, 0.5]``.
-        policy: the model's input policy (kind ``"luma-chroma"``).
+        colorizer: the network with its input policy, device and render factor.
         rgb: ``(H, W, 3)`` float32 sRGB in ``[0, 1]``; only its luminance is used.
-        render_factor: render size in units of ``policy.render_base`` (default: the policy's).
 
     Returns:
-        ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` with the input's exact luminance.
+        ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` with the input's luminance and the model's
+        chroma (upsampled bilinearly from the render size).
     """
-    if policy.kind != "luma-chroma":
-        raise UsageError(f"photo evaluation needs a luma-chroma model, not {policy.kind!r}")
-    factor = render_factor or policy.default_render_factor
     height, width = rgb.shape[:2]
     luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))[None, :1]
-    small = F.interpolate(
-        luma, size=render_size(height, width, policy, factor), mode="bilinear", antialias=True
-    )
-    x = (small - policy.mean[0]) / policy.std[0]
-    chroma = model(x.to(device)).float().cpu()
+    _, chroma = colorizer.colorize(luma)
     chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
     out = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))[0]
     return out.permute(1, 2, 0).numpy()
@@ -151,7 +117,7 @@ def _thumb(rgb: np.ndarray) -> np.ndarray:
 
 def evaluate_images(
     model: nn.Module,
-    policy: InputPolicy,
+    spec: ModelSpec,
     images: Path | Sequence[Path],
     device: str | torch.device = "cpu",
     render_factor: int | None = None,
@@ -160,8 +126,8 @@ def evaluate_images(
     """Colorize the greyscale of colour photos and score them against the originals.
 
     Args:
-        model: a ``luma-chroma`` network (put in eval mode here).
-        policy: its input policy (``ModelSpec.policy``).
+        model: the network (put in eval mode here).
+        spec: its registry record (for the input policy).
         images: a folder of photos, a ``.txt`` list of them, or the paths themselves.
         device: where the network runs.
         render_factor: render size in units of 16 px (default: the policy's).
@@ -173,12 +139,12 @@ def evaluate_images(
     paths = list_images(images) if isinstance(images, Path) else list(images)
     if not paths:
         raise UsageError("no images to evaluate")
-    model.eval()
+    colorizer = Colorizer(model, spec, device, render_factor, batch_size=1)
     scores: list[ImageScores] = []
     thumbs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for path in paths:
         truth, _ = load_image(path, max_side)
-        ours = colorize_rgb(model, policy, truth, device, render_factor)
+        ours = colorize_rgb(colorizer, truth)
         luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))[0]
         grey = np.repeat(luma.numpy()[:, :, None], 3, axis=2)
         scores.append(
@@ -212,7 +178,9 @@ def contact_sheet(report: EvalReport, columns: int = 2, gap: int = 4) -> np.ndar
         raise UsageError("the report holds no thumbnails")
     triplets = [np.concatenate(_spaced(t, gap, axis=1), axis=1) for t in report.thumbnails]
     cell_w = max(t.shape[1] for t in triplets)
-    cells = [np.pad(t, ((0, 0), (0, cell_w - t.shape[1]), (0, 0)), constant_values=255) for t in triplets]
+    cells = [
+        np.pad(t, ((0, 0), (0, cell_w - t.shape[1]), (0, 0)), constant_values=255) for t in triplets
+    ]
     rows = []
     for start in range(0, len(cells), columns):
         row = cells[start : start + columns]

@@ -34,7 +34,7 @@ from torch.nn.utils import spectral_norm
 from ..color import ycbcr_to_rgb
 from ..errors import DeoldifyError, UsageError
 from ..nets.lite import Encoder, LiteColorizer, lite
-from ..nets.registry import InputPolicy
+from ..nets.registry import get_spec
 from ..types import ProgressEvent
 from .data import ColorizationData, Sample, list_images
 from .evaluate import evaluate_images
@@ -42,9 +42,6 @@ from .evaluate import evaluate_images
 logger = logging.getLogger(__name__)
 
 PHASES = ("gen", "critic", "gan")
-LITE_POLICY = InputPolicy(
-    kind="luma-chroma", default_render_factor=16, size_multiple=32, mean=(0.5,), std=(0.5,)
-)
 
 
 @dataclass(frozen=True)
@@ -196,9 +193,7 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             feats_t = self._features(target)
         feats_p = self._features(pred)
-        return torch.stack(
-            [F.l1_loss(p, t) for p, t in zip(feats_p, feats_t, strict=True)]
-        ).sum()
+        return torch.stack([F.l1_loss(p, t) for p, t in zip(feats_p, feats_t, strict=True)]).sum()
 
 
 class PatchCritic(nn.Module):
@@ -363,7 +358,7 @@ class _Run:
         record: dict[str, object] = {"phase": phase, "step": step, "file": path.name}
         if self.val:
             report = evaluate_images(
-                gen, LITE_POLICY, self.val, self.device, max_side=self.config.val_max_side
+                gen, get_spec("lite"), self.val, self.device, max_side=self.config.val_max_side
             )
             record.update(report.to_dict())
             del record["images"]
@@ -477,8 +472,17 @@ def _phase_gen(run: _Run) -> None:
         loss.backward()
         opt.step()
         if budget.step % cfg.log_every == 0:
-            run.log({"phase": "gen", "step": budget.step, "elapsed": round(budget.elapsed, 1),
-                     "size": size, "lr": opt.param_groups[0]["lr"], "loss": loss.item(), **parts})
+            run.log(
+                {
+                    "phase": "gen",
+                    "step": budget.step,
+                    "elapsed": round(budget.elapsed, 1),
+                    "size": size,
+                    "lr": opt.param_groups[0]["lr"],
+                    "loss": loss.item(),
+                    **parts,
+                }
+            )
         run.report("gen", budget, f"loss {loss.item():.4f} size {size}")
     checkpoint()
 
@@ -517,8 +521,14 @@ def _phase_critic(run: _Run) -> None:
         loss.backward()
         opt.step()
         if budget.step % cfg.log_every == 0:
-            run.log({"phase": "critic", "step": budget.step, "elapsed": round(budget.elapsed, 1),
-                     "loss": loss.item()})
+            run.log(
+                {
+                    "phase": "critic",
+                    "step": budget.step,
+                    "elapsed": round(budget.elapsed, 1),
+                    "loss": loss.item(),
+                }
+            )
         run.report("critic", budget, f"loss {loss.item():.4f}")
     checkpoint()
 
@@ -600,8 +610,9 @@ def _phase_gan(run: _Run) -> None:
             critic_turn = True
             record = {"gen": loss.item(), "adv": adv.item(), **parts}
         if budget.step % cfg.log_every == 0:
-            run.log({"phase": "gan", "step": budget.step, "elapsed": round(budget.elapsed, 1),
-                     **record})
+            run.log(
+                {"phase": "gan", "step": budget.step, "elapsed": round(budget.elapsed, 1), **record}
+            )
         run.report("gan", budget, " ".join(f"{k} {v:.4f}" for k, v in record.items()))
     checkpoint()
 
@@ -613,9 +624,7 @@ _PHASE_FUNCS: dict[str, Callable[[_Run], None]] = {
 }
 
 
-def train(
-    config: TrainConfig, progress: Callable[[ProgressEvent], None] | None = None
-) -> Path:
+def train(config: TrainConfig, progress: Callable[[ProgressEvent], None] | None = None) -> Path:
     """Run the requested NoGAN phase(s), then write the best generator to ``config.out``.
 
     Args:
