@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--codec", default="libx264", choices=["libx264", "libx265", "ffv1", "prores"])
     p.add_argument("--crf", type=int, default=17, help="libx264/libx265 quality, 0-51 (default 17)")
+    p.add_argument("--no-smooth", action="store_true", help="turn temporal smoothing off")
+    p.add_argument("--smooth-strength", type=float, default=0.6,
+                   help="weight of the previous frame's colour, 0 to 0.95 (default 0.6)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -131,6 +134,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         device=args.device,
         codec=args.codec,
         crf=args.crf,
+        smooth=not args.no_smooth,
+        smooth_strength=args.smooth_strength,
     )
     job = plan_video(args.input, args.output, config, overwrite=args.overwrite)
     colorizer = load_colorizer(args.model, args.device, args.render_factor, args.batch_size)

@@ -103,7 +103,7 @@ class SmootherState:
     Attributes:
         small_luma: ``(hf, wf)`` float32, the luminance in ``[0, 1]`` at flow resolution.
         thumb: ``(28, 36)`` float32, the cut detector's luminance thumbnail in ``[0, 1]``.
-        chroma: ``(h, w, 2)`` float32, the smoothed (Cb, Cr) in ``[-0.5, 0.5]`` at render size.
+        chroma: ``(2, h, w)`` float32, the smoothed (Cb, Cr) in ``[-0.5, 0.5]`` at render size.
     """
 
     small_luma: np.ndarray
@@ -167,20 +167,14 @@ def smooth_chroma(
     _check_inputs(luma, chroma, state)
     if config.strength == 0.0:
         # Nothing is carried over: only the last frame matters for the state.
-        last_luma = luma[-1, 0].detach().to("cpu", torch.float32).numpy()
-        last_chroma = chroma[-1].detach().to("cpu", torch.float32).permute(1, 2, 0).numpy()
-        _, state = _step(last_luma, np.ascontiguousarray(last_chroma), None, config)
+        _, state = _step(_planes(luma[-1:])[0, 0], _planes(chroma[-1:])[0], None, config)
         return chroma.clone(), state
-    lumas = luma.detach().to("cpu", torch.float32).numpy()[:, 0]
-    chromas = np.ascontiguousarray(
-        chroma.detach().to("cpu", torch.float32).numpy().transpose(0, 2, 3, 1)
-    )
+    lumas, chromas = _planes(luma), _planes(chroma)
     out = np.empty_like(chromas)
     for i in range(len(lumas)):
-        out[i], state = _step(lumas[i], chromas[i], state, config)
+        out[i], state = _step(lumas[i, 0], chromas[i], state, config)
     assert state is not None
-    result = torch.from_numpy(out.transpose(0, 3, 1, 2).copy())
-    return result.to(device=chroma.device, dtype=chroma.dtype), state
+    return torch.from_numpy(out).to(device=chroma.device, dtype=chroma.dtype), state
 
 
 def smooth_chroma_bidirectional(
@@ -242,33 +236,36 @@ def detect_cuts(
         ``(N,)`` bool tensor, True where a frame starts a new shot.
     """
     config = config or SmoothingConfig()
-    scores = cut_scores(luma_prev, luma, config.flat_std)
-    return scores < config.cut_threshold
+    return cut_scores(luma_prev, luma, config) < config.cut_threshold
 
 
 def cut_scores(
-    luma_prev: torch.Tensor | None, luma: torch.Tensor, flat_std: float = 0.01
+    luma_prev: torch.Tensor | None, luma: torch.Tensor, config: SmoothingConfig | None = None
 ) -> torch.Tensor:
     """Similarity of each frame to the one before it, for shot-cut detection.
 
     Args:
         luma_prev: ``(1, 1, h, w)`` luminance in ``[0, 1]`` before ``luma[0]``, or None.
         luma: ``(N, 1, h, w)`` luminance in ``[0, 1]``.
-        flat_std: thumbnails with a deviation below this (luma units) score -1.
+        config: ``flow_side`` (the thumbnails are made from the flow image) and ``flat_std``
+            (thumbnails with a deviation below it score -1); the defaults when None.
 
     Returns:
         ``(N,)`` float tensor in ``[-1, 1]``: the best normalised cross-correlation of the
         ``36x28`` thumbnails over global shifts of up to 2 thumbnail pixels; -1 for the first
         frame when ``luma_prev`` is None.
     """
+    config = config or SmoothingConfig()
     if luma.ndim != 4 or luma.shape[1] != 1:
         raise ValueError(f"luma must have shape (N, 1, h, w), got {tuple(luma.shape)}")
-    frames = luma.detach().to("cpu", torch.float32).numpy()[:, 0]
-    prev = None if luma_prev is None else _thumbnail(luma_prev.detach().cpu().float().numpy()[0, 0])
+    frames = _planes(luma)[:, 0]
+    prev = None
+    if luma_prev is not None:
+        prev = _thumbnail(_reduce(_planes(luma_prev[-1:])[0, 0], config.flow_side))
     scores = []
     for frame in frames:
-        thumb = _thumbnail(frame)
-        scores.append(-1.0 if prev is None else _similarity(prev, thumb, flat_std))
+        thumb = _thumbnail(_reduce(frame, config.flow_side))
+        scores.append(-1.0 if prev is None else _similarity(prev, thumb, config.flat_std))
         prev = thumb
     return torch.tensor(scores, dtype=torch.float32)
 
@@ -335,12 +332,10 @@ def to_flow_image(standardized: np.ndarray) -> np.ndarray:
 def _step(
     luma: np.ndarray, chroma: np.ndarray, state: SmootherState | None, config: SmoothingConfig
 ) -> tuple[np.ndarray, SmootherState]:
-    """One frame: ``luma`` ``(h, w)``, ``chroma`` ``(h, w, 2)`` -> smoothed chroma and state."""
+    """One frame: ``luma`` ``(h, w)``, ``chroma`` ``(2, h, w)`` -> smoothed chroma and state."""
     h, w = luma.shape
-    thumb = _thumbnail(luma)
-    reduce = min(1.0, config.flow_side / max(h, w))
-    flow_size = (max(8, round(w * reduce)), max(8, round(h * reduce)))
-    small = cv2.resize(luma, flow_size, interpolation=cv2.INTER_AREA)
+    small = _reduce(luma, config.flow_side)
+    thumb = _thumbnail(small)
     if (
         config.strength == 0.0
         or state is None
@@ -348,19 +343,24 @@ def _step(
         or _similarity(state.thumb, thumb, config.flat_std) < config.cut_threshold
     ):
         return chroma, SmootherState(small, thumb, chroma.copy())
-    scale = np.array([w / flow_size[0], h / flow_size[1]], np.float32)
+    scale = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
     confidence, flow, gain = _track(state.small_luma, small, float(scale.mean()), config)
-    flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * scale
+    flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    flow *= scale
+    coordinates = _grid(h, w) + flow
     # Dividing by a gain above 1 keeps the memory decaying at least as fast as strength ** k.
     carried = config.strength / max(gain, 1.0)
     weight = carried * cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)
-    # out = chroma + weight * (gain * warped previous - chroma), computed in place.
-    out = warp(state.chroma, flow)
-    out *= gain
-    np.clip(out, -0.5, 0.5, out=out)
-    out -= chroma
-    out *= weight[..., None]
-    out += chroma
+    # out = chroma + weight * (gain * warped previous - chroma), in place, plane by plane.
+    out = np.empty_like(chroma)
+    for plane, previous, current in zip(out, state.chroma, chroma, strict=True):
+        _remap(previous, coordinates, plane)
+        if gain != 1.0:
+            plane *= gain
+            np.clip(plane, -0.5, 0.5, out=plane)
+        plane -= current
+        plane *= weight
+        plane += current
     return out, SmootherState(small, thumb, out)
 
 
@@ -404,9 +404,22 @@ def _contrast_gain(prev: np.ndarray, cur: np.ndarray, weight: np.ndarray) -> flo
     return float(np.clip(np.sqrt(deviations[1] / deviations[0]), 0.5, 2.0))
 
 
-def _thumbnail(luma: np.ndarray) -> np.ndarray:
-    """Luminance ``(h, w)`` -> ``(28, 36)`` float32 area-averaged thumbnail."""
-    return cv2.resize(luma.astype(np.float32), _THUMB_SIZE, interpolation=cv2.INTER_AREA)
+def _reduce(luma: np.ndarray, side: int) -> np.ndarray:
+    """Luminance ``(h, w)`` -> area-averaged float32 copy whose longer side is at most ``side``."""
+    h, w = luma.shape
+    factor = min(1.0, side / max(h, w))
+    size = (max(8, round(w * factor)), max(8, round(h * factor)))
+    return cv2.resize(luma, size, interpolation=cv2.INTER_AREA).astype(np.float32, copy=False)
+
+
+def _thumbnail(small: np.ndarray) -> np.ndarray:
+    """Reduced luminance ``(hf, wf)`` -> ``(28, 36)`` float32 area-averaged thumbnail."""
+    return cv2.resize(small, _THUMB_SIZE, interpolation=cv2.INTER_AREA)
+
+
+def _planes(frames: torch.Tensor) -> np.ndarray:
+    """A ``(N, C, h, w)`` tensor as a C-contiguous float32 numpy array on the CPU."""
+    return np.ascontiguousarray(frames.detach().to("cpu", torch.float32).numpy())
 
 
 def _similarity(prev: np.ndarray, cur: np.ndarray, flat_std: float) -> float:
@@ -418,11 +431,19 @@ def _similarity(prev: np.ndarray, cur: np.ndarray, flat_std: float) -> float:
     return float(np.nan_to_num(scores, nan=-1.0).max())
 
 
-def _remap(image: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
-    """Sample ``image`` at ``(h, w, 2)`` float32 (x, y) pixel coordinates (bilinear)."""
+def _remap(image: np.ndarray, coordinates: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Sample ``image`` at ``(h, w, 2)`` float32 (x, y) pixel coordinates (bilinear).
+
+    Writes into ``out`` (shaped like the result, contiguous) when given.
+    """
     # The stubs miss that map2 may be None when map1 holds (x, y) pairs.
     return cv2.remap(  # type: ignore[call-overload]
-        image, coordinates, None, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        image,
+        coordinates,
+        None,
+        dst=out,
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
 
 
@@ -444,7 +465,7 @@ def _check_inputs(luma: torch.Tensor, chroma: torch.Tensor, state: SmootherState
         raise ValueError(
             f"luma {tuple(luma.shape)} and chroma {tuple(chroma.shape)} differ in N, h or w"
         )
-    if state is not None and state.chroma.shape[:2] != tuple(chroma.shape[2:]):
+    if state is not None and state.chroma.shape[1:] != tuple(chroma.shape[2:]):
         raise ValueError(
-            f"state is for frames of {state.chroma.shape[:2]}, got {tuple(chroma.shape[2:])}"
+            f"state is for frames of {state.chroma.shape[1:]}, got {tuple(chroma.shape[2:])}"
         )

@@ -1,0 +1,148 @@
+"""Throughput of the video pipeline and of its parts, on this machine.
+
+Prints a table: frames/s of ffmpeg decode + encode alone (grey chroma, no model), of the model
+alone on ready batches at the render size, of temporal smoothing alone, and of the whole
+pipeline with and without smoothing; the peak resident memory of this process and of its
+ffmpeg children; the most temporary disk the pipeline used beside the output.
+
+    python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N]
+
+Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from
+../shared/data/video/bigbuckbunny.mp4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from deoldify_video import color  # noqa: E402
+from deoldify_video.inference import load_colorizer  # noqa: E402
+from deoldify_video.media.probe import probe  # noqa: E402
+from deoldify_video.media.reader import FrameReader, full_range, plane_depth  # noqa: E402
+from deoldify_video.media.writer import FrameWriter, encode_settings  # noqa: E402
+from deoldify_video.pipeline import colorize_video, configure_threads  # noqa: E402
+from deoldify_video.temporal import SmoothingConfig, smooth_chroma  # noqa: E402
+from deoldify_video.types import RenderConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO.parent / "shared" / "data" / "video" / "bigbuckbunny.mp4"
+
+
+def make_clip(folder: Path) -> Path:
+    clip = folder / "bench_640x480_bw.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-stream_loop", "1", "-i", str(SOURCE),
+         "-vf", "scale=640:480,format=gray,format=yuv420p", "-c:v", "libx264", "-crf", "18",
+         "-c:a", "copy", str(clip)],
+        check=True,
+    )  # fmt: skip
+    return clip
+
+
+def bench_io(clip: Path, out: Path, batch: int) -> float:
+    """Decode the Y planes and encode them with grey chroma: the pipeline's ffmpeg cost."""
+    info = probe(clip)
+    settings = encode_settings(info)
+    mid = 1 << (plane_depth(info) - 1)
+    start = time.perf_counter()
+    with FrameReader(info) as reader, FrameWriter(settings, out) as writer:
+        for planes in reader.batches(batch):
+            grey = np.full((planes.shape[0], 2, *planes.shape[1:]), mid, planes.dtype)
+            writer.write(planes, grey)
+    return info.frame_count / (time.perf_counter() - start)
+
+
+def bench_model(clip: Path, model: str, batch: int, frames: int = 64) -> tuple[float, float, str]:
+    """(model frames/s, smoothing frames/s, render size) on the clip's first frames."""
+    info = probe(clip)
+    colorizer = load_colorizer(model, "cpu", batch_size=batch)
+    with FrameReader(info, count=frames) as reader:
+        planes = np.concatenate(list(reader.batches(batch)))
+    luma = colorizer.to_render_size(color.luma_to_unit(planes, plane_depth(info), full_range(info)))
+    colorizer.predict(luma[:batch])  # warm-up
+    start = time.perf_counter()
+    chroma = colorizer.predict(luma)
+    fps = frames / (time.perf_counter() - start)
+    smooth_start = time.perf_counter()
+    smooth_chroma(luma, chroma, None, SmoothingConfig())
+    smooth_fps = frames / (time.perf_counter() - smooth_start)
+    return fps, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
+
+
+def bench_pipeline(clip: Path, folder: Path, model: str, batch: int, smooth: bool) -> tuple[float, int]:
+    """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output)."""
+    colorizer = load_colorizer(model, "cpu", batch_size=batch)
+    out_dir = folder / ("smooth" if smooth else "plain")
+    out_dir.mkdir()
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+            peak[0] = max(peak[0], size)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    start = time.perf_counter()
+    try:
+        result = colorize_video(clip, out_dir / "out.mp4", colorizer,
+                                RenderConfig(batch_size=batch, smooth=smooth))  # fmt: skip
+    finally:
+        done.set()
+        watcher.join()
+    return result.frames / (time.perf_counter() - start), peak[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args()
+    threads = configure_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clip = args.clip or make_clip(folder)
+        info = probe(clip)
+        io_fps = bench_io(clip, folder / "io.mkv", args.batch_size)
+        model_fps, smooth_fps, render = bench_model(clip, args.model, args.batch_size)
+        plain_fps, _ = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=False)
+        full_fps, disk = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=True)
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    slower = min(io_fps, model_fps)
+    print(f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
+          f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
+          f"batch {args.batch_size}; {os.cpu_count()} CPUs; torch {torch.__version__}")  # fmt: skip
+    print()
+    print("| stage | frames/s |")
+    print("|---|---|")
+    print(f"| ffmpeg decode + encode alone | {io_fps:.1f} |")
+    print(f"| model alone, ready batches at {render} | {model_fps:.1f} |")
+    print(f"| temporal smoothing alone at {render} | {smooth_fps:.1f} |")
+    print(f"| whole pipeline, --no-smooth | {plain_fps:.1f} ({plain_fps / slower:.2f} x the slower part) |")
+    print(f"| whole pipeline, smoothing on | {full_fps:.1f} ({full_fps / slower:.2f} x the slower part) |")
+    print()
+    print(f"peak RSS: {rss_self:.0f} MiB (python), {rss_kids:.0f} MiB (largest ffmpeg child)")
+    print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
