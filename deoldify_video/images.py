@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from . import color
+from . import color, deoldify_policy
 from .errors import ProbeError, UsageError
 from .inference import Colorizer
 
@@ -35,6 +35,9 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def colorize_rgb(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
     """Colorize an image; its colour, if any, is discarded first.
 
+    DeOldify's generators get DeOldify's own pre- and post-processing, so their results
+    match DeOldify's (see :mod:`deoldify_video.deoldify_policy`).
+
     Args:
         rgb: ``(H, W, 3)`` uint8.
 
@@ -44,6 +47,9 @@ def colorize_rgb(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if colorizer.policy.kind == "deoldify-rgb":
+        x = deoldify_policy.preprocess(rgb, colorizer.render_factor)
+        return deoldify_policy.postprocess(colorizer.run_network(x), rgb)[0]
     x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
     luma = color.rgb_to_ycbcr(x)[:, :1]
     _, chroma = colorizer.colorize(luma)

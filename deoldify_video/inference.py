@@ -58,18 +58,21 @@ def render_size(policy: InputPolicy, render_factor: int, height: int, width: int
 
     ``"deoldify-rgb"`` stretches every frame to a square of side ``render_base * render_factor``.
     ``"luma-chroma"`` keeps the aspect ratio: the long side is ``render_base * render_factor``
-    and both sides are rounded to the nearest multiple of ``size_multiple`` (at least one).
+    and both sides are rounded to the nearest multiple of ``size_multiple`` (halves up, at
+    least one multiple).
     """
     check_render_factor(render_factor)
     side = policy.render_base * render_factor
     if policy.kind == "deoldify-rgb":
         return side, side
     m = policy.size_multiple
-    long_side = max(m, round(side / m) * m)
+
+    def nearest_multiple(value: float) -> int:
+        return max(m, int(value / m + 0.5) * m)
+
+    long_side = nearest_multiple(side)
     scale = long_side / max(height, width)
-    h = max(m, round(height * scale / m) * m)
-    w = max(m, round(width * scale / m) * m)
-    return h, w
+    return nearest_multiple(height * scale), nearest_multiple(width * scale)
 
 
 def check_render_factor(render_factor: int) -> None:
@@ -169,16 +172,21 @@ class Colorizer:
         self.batch_size //= 2
         log.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
 
+    @torch.inference_mode()
+    def run_network(self, x: torch.Tensor) -> torch.Tensor:
+        """The bare network on an already normalised input (on the device, mixed precision on
+        CUDA); returns float32 on the device."""
+        x = x.to(self.device, torch.float32)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.model(x).float()
+
     def _forward(self, luma: torch.Tensor) -> torch.Tensor:
         x = luma.to(self.device, torch.float32)
         if self.policy.kind == "deoldify-rgb":
             x = x.expand(-1, 3, -1, -1)
-        x = (x - self._mean) / self._std
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            out = self.model(x)
-        out = out.float()
+        out = self.run_network((x - self._mean) / self._std)
         if self.policy.kind == "deoldify-rgb":
             rgb = (out * self._std + self._mean).clamp(0.0, 1.0)
             chroma = rgb_to_ycbcr(rgb)[:, 1:]
