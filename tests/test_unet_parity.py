@@ -24,7 +24,7 @@ from deoldify_video.nets.unet import fold_spectral_norm
 from deoldify_video.nets.weights import load_model, load_network
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "deoldify-reference"
-pytestmark = pytest.mark.skipif(
+needs_ref = pytest.mark.skipif(
     not REF.is_dir(), reason=f"DeOldify reference kit not found at {REF}"
 )
 
@@ -100,6 +100,7 @@ def _run(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
         return model(x.to(dtype)).float().numpy()
 
 
+@needs_ref
 @pytest.mark.parametrize("short", sorted(MODELS))
 def test_both_file_forms_load_through_the_public_path(seeded_files, short: str) -> None:
     files = seeded_files(short)
@@ -114,6 +115,7 @@ def test_both_file_forms_load_through_the_public_path(seeded_files, short: str) 
             assert torch.equal(state[key], value), key
 
 
+@needs_ref
 @pytest.mark.parametrize("short", sorted(MODELS))
 def test_path_alone_identifies_the_architecture(seeded_files, short: str) -> None:
     spec, model = load_network(str(seeded_files(short)["learner"]))
@@ -122,6 +124,7 @@ def test_path_alone_identifies_the_architecture(seeded_files, short: str) -> Non
     assert not model.training
 
 
+@needs_ref
 @pytest.mark.parametrize("short", sorted(MODELS))
 @pytest.mark.parametrize("size", SIZES)
 def test_float32_output_matches(network, short: str, size: str) -> None:
@@ -131,6 +134,7 @@ def test_float32_output_matches(network, short: str, size: str) -> None:
     np.testing.assert_allclose(out, ref, rtol=0, atol=F32_TOL)
 
 
+@needs_ref
 @pytest.mark.parametrize("short", sorted(MODELS))
 def test_float64_output_and_every_layer_match(network, short: str) -> None:
     """176x144 (not a multiple of 32: the nearest-resize branch runs) in float64: the output
@@ -169,6 +173,7 @@ def test_float64_output_and_every_layer_match(network, short: str) -> None:
         assert rel < LAYER_REL_TOL, f"{entry['module']}: relative error {rel:.3g}"
 
 
+@needs_ref
 def test_folded_spectral_norm_gives_the_same_output(seeded_files, network) -> None:
     x = _input("176x144")[..., 40:104, 40:104]
     expected = _run(network("artistic", torch.float32), x)
@@ -177,6 +182,7 @@ def test_folded_spectral_norm_gives_the_same_output(seeded_files, network) -> No
     np.testing.assert_array_equal(_run(folded, x), expected)
 
 
+@needs_ref
 @pytest.mark.slow
 @pytest.mark.parametrize("short", sorted(MODELS))
 @pytest.mark.parametrize("size", SIZES[1:])
@@ -185,6 +191,7 @@ def test_float64_output_matches_other_sizes(network, short: str, size: str) -> N
     np.testing.assert_allclose(out, _reference(short, size, "out_f64"), rtol=0, atol=F64_TOL)
 
 
+@needs_ref
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("short", sorted(MODELS))
@@ -202,6 +209,7 @@ def test_float32_output_matches_on_gpu(seeded_files, short: str) -> None:
         assert np.abs(half - out).max() < 0.1
 
 
+@needs_ref
 @pytest.mark.parametrize("short", ["artistic", pytest.param("video", marks=pytest.mark.slow)])
 def test_end_to_end_image_matches_deoldify(network, short: str) -> None:
     """Frame -> policy -> network -> policy against DeOldify's pipeline at render factor 11."""
@@ -218,6 +226,7 @@ def test_end_to_end_image_matches_deoldify(network, short: str) -> None:
         assert np.abs(got.astype(int) - ref).max() <= 1, suffix
 
 
+@needs_ref
 @pytest.mark.parametrize("short", ["video", "stable", "artistic"])
 def test_policy_stages_are_bit_exact(short: str) -> None:
     orig = np.load(REF / "e2e_orig_rgb_u8.npy")

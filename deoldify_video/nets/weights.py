@@ -112,9 +112,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not is_zip and head[0] != _PICKLE_PROTO:
         if _looks_like_html(head):
             raise WeightsError(
-                f"{path} is an HTML page, not a weights file: the server sent a web page (an "
-                "error, sign-in or preview page) instead of the file; delete it and download "
-                "it again"
+                f"{path} is an HTML page, not a weights file (a web page, such as an error, "
+                "sign-in or preview page, was saved instead of the file)"
             )
         raise WeightsError(f"{path} is not a PyTorch weights file (unknown format)")
     try:
@@ -354,9 +353,9 @@ def download_weights(
         _fetch_with_retries(source, part, spec.size_bytes or None, progress)
     try:
         _verify_download(spec, part)
-    except WeightsError:
+    except WeightsError as exc:
         part.unlink(missing_ok=True)
-        raise
+        raise WeightsError(f"{source} did not give usable weights (removed): {exc}") from exc
     os.replace(part, dest)
     logger.info("stored %s weights at %s", spec.name, dest)
     return dest
@@ -478,7 +477,7 @@ def _verify_download(spec: ModelSpec, part: Path) -> None:
     check_structure(state, expected_state(spec), f"downloaded {spec.weights_file}")
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- small utilities
 
 
 def _looks_like_html(head: bytes) -> bool:
