@@ -282,3 +282,16 @@ def test_registry_entries() -> None:
         assert spec.policy.std == deoldify_policy.IMAGENET_STD
         assert "MIT" in spec.licence
         assert (registry.shipped_models_dir() / spec.card).is_file()
+
+
+@needs_ref
+def test_image_api_gives_deoldifys_colours(network) -> None:
+    """The public still-image path (what `deoldify-video image --model artistic` runs)."""
+    from deoldify_video.images import colorize_rgb
+    from deoldify_video.inference import Colorizer
+    from deoldify_video.nets.registry import get_spec
+
+    colorizer = Colorizer(network("artistic", torch.float32), get_spec("artistic"), "cpu", 11)
+    got = colorize_rgb(np.load(REF / "e2e_orig_rgb_u8.npy"), colorizer)
+    ref = np.load(REF / "artistic_seed1_e2e_rf11_final_u8.npy")
+    assert np.abs(got.astype(int) - ref).max() <= 1
