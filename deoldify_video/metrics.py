@@ -1,10 +1,14 @@
-"""Quality metrics for colorized images. Pure numpy / OpenCV, no I/O.
+"""Quality metrics for colorized images and clips. Pure numpy / OpenCV / torch, no I/O.
 
 Images are float arrays ``(H, W, 3)`` (or ``(..., 3)``) of sRGB in ``[0, 1]``; Lab arrays are
-CIE L*a*b* (D65) with L in ``[0, 100]`` and a, b roughly in ``[-128, 127]``.
+CIE L*a*b* (D65) with L in ``[0, 100]`` and a, b roughly in ``[-128, 127]``. Clips are stacks
+of frames ``(N, H, W, 3)``, their source luminance ``(N, H, W)`` in ``[0, 1]``; :func:`cdc`,
+:func:`warp_error` and :func:`score_clip` measure how steady their colour is.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -203,6 +207,52 @@ def warp_error(
         diff = chroma[t] - warp(np.ascontiguousarray(chroma[t - 1]), backward)
         errors.append(float((diff[visible] ** 2).mean()))
     return float(np.mean(errors)) if errors else 0.0
+
+
+@dataclass(frozen=True)
+class ClipScores:
+    """The scores of a colorized clip (see :func:`score_clip`).
+
+    Attributes:
+        cdc: colour-distribution consistency (:func:`cdc`), lower is steadier.
+        warp_error: chroma warp error (:func:`warp_error`), lower is steadier.
+        ciede2000: mean CIEDE2000 to the truth over all pixels and frames, None without truth.
+        psnr: PSNR in dB of the RGB frames against the truth, None without truth.
+    """
+
+    cdc: float
+    warp_error: float
+    ciede2000: float | None = None
+    psnr: float | None = None
+
+
+def score_clip(
+    source_luma_frames: np.ndarray,
+    colorized_rgb_frames: np.ndarray,
+    truth_rgb_frames: np.ndarray | None = None,
+) -> ClipScores:
+    """Temporal consistency of a colorized clip, and its distance to the truth when known.
+
+    Args:
+        source_luma_frames: ``(N, H, W)`` source luminance in ``[0, 1]``, ``N >= 2``.
+        colorized_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]``.
+        truth_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]`` of the original colour clip, or
+            None.
+
+    Returns:
+        The scores; ``ciede2000`` and ``psnr`` are None without ``truth_rgb_frames``.
+    """
+    steadiness = cdc(colorized_rgb_frames), warp_error(source_luma_frames, colorized_rgb_frames)
+    if truth_rgb_frames is None:
+        return ClipScores(*steadiness)
+    if truth_rgb_frames.shape != colorized_rgb_frames.shape:
+        raise ValueError(
+            f"truth_rgb_frames {truth_rgb_frames.shape} does not match "
+            f"colorized_rgb_frames {colorized_rgb_frames.shape}"
+        )
+    pairs = zip(colorized_rgb_frames, truth_rgb_frames, strict=True)
+    difference = float(np.mean([mean_ciede2000_rgb(frame, truth) for frame, truth in pairs]))
+    return ClipScores(*steadiness, difference, psnr(colorized_rgb_frames, truth_rgb_frames))
 
 
 def _js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -12,10 +12,10 @@ source and blends it with the colour the model produced for the current frame:
    previous luminance warped onto the current one, and the forward/backward consistency of the
    flow (large at occlusions and where tracking failed). Pixels whose source lies outside the
    previous frame get no confidence.
-3. ``out = chroma + strength * confidence * (gain * warped_previous_out - chroma)``: a
-   recursive filter whose memory decays at least as fast as ``strength ** k``. ``gain`` is
-   the contrast ratio of the current frame to the tracked previous one, since chroma scales
-   with the light in a fade or a flash.
+3. ``out = chroma + weight * (gain * warped_previous_out - chroma)`` with
+   ``weight = strength * confidence / max(gain, 1)``: a recursive filter whose memory decays
+   at least as fast as ``strength ** k``. ``gain`` is the contrast ratio of the current frame
+   to the tracked previous one, since chroma scales with the light in a fade or a flash.
 4. A shot-cut detector on luminance thumbnails (normalised cross-correlation that tolerates a
    small global shift, hence gain, offset and pan invariant) resets the filter, so no colour
    is carried across a cut; the first frame of a shot is returned unchanged.
@@ -345,9 +345,8 @@ def _step(
         return chroma, SmootherState(small, thumb, chroma.copy())
     scale = np.array([w / small.shape[1], h / small.shape[0]], np.float32)
     confidence, flow, gain = _track(state.small_luma, small, float(scale.mean()), config)
-    flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-    flow *= scale
-    coordinates = _grid(h, w) + flow
+    coordinates = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * scale
+    coordinates += _grid(h, w)
     # Dividing by a gain above 1 keeps the memory decaying at least as fast as strength ** k.
     carried = config.strength / max(gain, 1.0)
     weight = carried * cv2.resize(confidence, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -129,7 +129,9 @@ def to_rgb(luma: torch.Tensor, chroma: torch.Tensor) -> np.ndarray:
     return ycbcr_to_rgb(torch.cat([luma, chroma], dim=1)).permute(0, 2, 3, 1).numpy()
 
 
-def run(luma: torch.Tensor, chroma: torch.Tensor, config: SmoothingConfig, batch: int):
+def run(
+    luma: torch.Tensor, chroma: torch.Tensor, config: SmoothingConfig, batch: int
+) -> torch.Tensor:
     """Smooth a whole clip in batches of ``batch`` frames."""
     state: SmootherState | None = None
     parts = []
@@ -328,3 +330,28 @@ def test_backward_pass_segments_are_independent(clip: Clip, flickered: torch.Ten
     assert torch.equal(alone, whole[shot])
     with pytest.raises(ValueError, match="lead"):
         smooth_chroma_bidirectional(clip.luma[:4], flickered[:4], config, lead=2, tail=2)
+
+
+@pytest.mark.parametrize("size", [(6, 10), (191, 257), (480, 17)])
+def test_odd_and_tiny_frames(size: tuple[int, int]) -> None:
+    luma = torch.rand(3, 1, *size)
+    chroma = torch.rand(3, 2, *size) - 0.5
+    out, state = smooth_chroma(luma, chroma, None)
+    assert out.shape == chroma.shape and torch.isfinite(out).all()
+    assert state.chroma.shape == (2, *size)
+
+
+@needs_data
+def test_detect_cuts_continues_from_the_previous_batch(clip: Clip) -> None:
+    before = clip.luma[SHOT - 1 : SHOT]
+    assert detect_cuts(before, clip.luma[SHOT : SHOT + 3]).tolist() == [True, False, False]
+    assert not detect_cuts(clip.luma[SHOT - 2 : SHOT - 1], clip.luma[SHOT - 1 : SHOT]).any()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tensors_come_back_on_the_gpu() -> None:
+    luma = torch.rand(2, 1, 24, 32, device="cuda")
+    chroma = torch.zeros(2, 2, 24, 32, device="cuda", dtype=torch.float16)
+    out, _ = smooth_chroma(luma, chroma, None)
+    assert out.device == chroma.device and out.dtype == torch.float16

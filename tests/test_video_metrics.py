@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from deoldify_video.color import rgb_to_ycbcr, ycbcr_to_rgb
-from deoldify_video.metrics import cdc, warp_error
+from deoldify_video.metrics import cdc, score_clip, warp_error
 
 PHOTO = (
     Path(__file__).resolve().parents[2]
@@ -113,3 +113,18 @@ def test_warp_error_refuses_bad_shapes() -> None:
         warp_error(np.zeros((1, 8, 8)), np.zeros((1, 8, 8, 3)))
     with pytest.raises(ValueError, match="does not match"):
         warp_error(np.zeros((2, 8, 8)), np.zeros((2, 8, 9, 3)))
+
+
+def test_score_clip_with_and_without_truth() -> None:
+    pan = _pan(6, 1.0)
+    luma, chroma = _split(pan)
+    alone = score_clip(luma, pan)
+    assert alone.ciede2000 is None and alone.psnr is None
+    assert alone.cdc == cdc(pan) and alone.warp_error == warp_error(luma, pan)
+    exact = score_clip(luma, pan, pan)
+    assert exact.ciede2000 == 0.0 and exact.psnr == float("inf")
+    shifted = score_clip(luma, _join(luma, chroma + 0.03), pan)
+    assert shifted.ciede2000 is not None and shifted.ciede2000 > 1.0
+    assert shifted.psnr is not None and 20.0 < shifted.psnr < 60.0
+    with pytest.raises(ValueError, match="truth_rgb_frames"):
+        score_clip(luma, pan, pan[:, :-1])
