@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
-from .errors import DeoldifyError
+from .errors import DeoldifyError, UsageError
 from .types import ProgressEvent, RenderConfig
 
 log = logging.getLogger("deoldify_video")
@@ -52,7 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_image)
     _add_models_parser(sub)
     _add_jobs_parser(sub)
+    _add_evaluate_parser(sub)
     return parser
+
+
+def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="measure colorization quality on photos or a video")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--images", metavar="DIR", help="colour photos (a folder or a .txt list)")
+    what.add_argument("--video", nargs="+", metavar="VIDEO",
+                      help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores")  # fmt: skip
+    _add_model_options(p)
+    p.add_argument("--max-side", type=int, default=None, help="shrink photos to this long side")
+    p.add_argument("--max-frames", type=int, default=240, help="video frames to score (default 240)")
+    p.add_argument("--sheet", metavar="FILE.png", help="write a grey | ours | truth contact sheet")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_evaluate)
 
 
 def _add_models_parser(sub: argparse._SubParsersAction) -> None:
@@ -196,6 +211,59 @@ def cmd_image(args: argparse.Namespace) -> int:
                                 overwrite=args.overwrite)  # fmt: skip
         if not args.quiet:
             print(output)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    if args.video is not None:
+        from .scoring import score_video
+
+        if len(args.video) > 2:
+            raise UsageError("--video takes TRUTH COLORIZED, or COLORIZED alone")
+        truth, colorized = (None, *args.video) if len(args.video) == 1 else args.video
+        scores, frames = score_video(colorized, truth, args.max_frames)
+        result = {"frames": frames, **dataclasses.asdict(scores)}
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            for key, value in result.items():
+                text = "-" if value is None else str(value) if isinstance(value, int) else f"{value:.5f}"
+                print(f"{key:12} {text}")
+        return 0
+    return _evaluate_images(args)
+
+
+def _evaluate_images(args: argparse.Namespace) -> int:
+    import json
+
+    from PIL import Image
+
+    from .inference import load_colorizer
+    from .train.evaluate import contact_sheet, evaluate_images
+
+    folder = Path(args.images)
+    if not folder.exists():
+        raise UsageError(f"{folder}: no such folder or list")
+    colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
+    report = evaluate_images(colorizer.model, colorizer.spec, folder, colorizer.device,
+                             colorizer.render_factor, args.max_side)  # fmt: skip
+    summary = report.to_dict()
+    if args.sheet:
+        Image.fromarray(contact_sheet(report)).save(args.sheet)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    mean = summary["mean"]
+    assert isinstance(mean, dict)
+    print(f"{summary['count']} photos, model {colorizer.spec.name} at render factor "
+          f"{colorizer.render_factor}")  # fmt: skip
+    print(f"{'':14}{'CIEDE2000':>10}{'PSNR':>8}{'colorfulness':>14}")
+    print(f"{'grey':14}{mean['grey_ciede2000']:10.2f}{mean['grey_psnr']:8.2f}{0.0:14.1f}")
+    print(f"{'colorized':14}{mean['ciede2000']:10.2f}{mean['psnr']:8.2f}{mean['colorfulness']:14.1f}")
+    print(f"{'truth':14}{0.0:10.2f}{'-':>8}{mean['truth_colorfulness']:14.1f}")
     return 0
 
 

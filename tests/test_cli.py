@@ -137,3 +137,22 @@ def test_models_list_names_every_model():
     assert proc.returncode == 0
     for name in ("lite", "video", "stable", "artistic"):
         assert name in proc.stdout
+
+
+def test_evaluate_video_scores_a_clip_against_its_truth(tmp_path):
+    import json
+
+    from .conftest import DATA
+
+    truth = DATA / "video" / "carphone_pristine.mp4"
+    grey = tmp_path / "grey.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(truth), "-vf", "format=gray,format=yuv420p",
+                    "-c:v", "libx264", "-crf", "10", str(grey)], check=True)  # fmt: skip
+    proc = run_cli("evaluate", "--video", str(truth), str(grey), "--json", "--max-frames", "24")
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(proc.stdout)
+    assert scores["frames"] == 24
+    assert scores["ciede2000"] > 3.0  # a grey copy is far from the colour original
+    assert 0.0 <= scores["cdc"] < 0.05 and scores["warp_error"] >= 0.0
+    mismatch = run_cli("evaluate", "--video", str(DATA / "video" / "tree.avi"), str(grey))
+    assert_one_line_error(mismatch, "differ in size or length")

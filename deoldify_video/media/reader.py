@@ -44,7 +44,12 @@ def full_range(info: VideoInfo) -> bool:
     return info.color_range == "pc" or info.pix_fmt.startswith("yuvj")
 
 
-def reader_command(info: VideoInfo, start_time: float | None = None, count: int | None = None) -> list[str]:
+def reader_command(
+    info: VideoInfo,
+    start_time: float | None = None,
+    count: int | None = None,
+    rgb: bool = False,
+) -> list[str]:
     """ffmpeg call writing the Y plane of each frame to stdout.
 
     Args:
@@ -52,15 +57,18 @@ def reader_command(info: VideoInfo, start_time: float | None = None, count: int 
         start_time: seek (exactly, decoding from the previous key frame) to this time in
             seconds from the start of the file; None reads from the first frame.
         count: stop after this many frames; None reads to the end.
+        rgb: deliver 8-bit RGB pictures instead of the Y plane (for measuring, not colorizing).
 
     Output: ``height * width`` samples per frame (of the upright frame), ``gray`` (uint8) for
-    8-bit sources, ``gray10le`` (uint16, 0..1023) for deeper ones.
+    8-bit sources, ``gray10le`` (uint16, 0..1023) for deeper ones; ``rgb24`` when ``rgb``.
     """
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
     if start_time is not None:
         cmd += ["-ss", f"{start_time:.6f}"]
     cmd += ["-i", info.path, "-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
-    if is_rgb_source(info):
+    if rgb:
+        planes = "null"
+    elif is_rgb_source(info):
         to_yuv = "yuv444p" if plane_depth(info) == 8 else "yuv444p10le"
         planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
     else:
@@ -68,12 +76,13 @@ def reader_command(info: VideoInfo, start_time: float | None = None, count: int 
     cmd += ["-vf", planes, "-fps_mode", "passthrough"]
     if count is not None:
         cmd += ["-frames:v", str(count)]
-    pix_fmt = "gray" if plane_depth(info) == 8 else "gray10le"
+    pix_fmt = "rgb24" if rgb else "gray" if plane_depth(info) == 8 else "gray10le"
     return [*cmd, "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
 
 
 class FrameReader:
-    """Iterate over batches of Y planes of a video, checking that every frame arrived.
+    """Iterate over batches of Y planes (or RGB pictures) of a video, checking that every
+    frame arrived.
 
     Use as a context manager; the ffmpeg process is killed and reaped on exit.
 
@@ -83,13 +92,19 @@ class FrameReader:
     """
 
     def __init__(
-        self, info: VideoInfo, start_time: float | None = None, count: int | None = None
+        self,
+        info: VideoInfo,
+        start_time: float | None = None,
+        count: int | None = None,
+        rgb: bool = False,
     ) -> None:
         self.info = info
         self.width, self.height = info.display_size
-        self.dtype = np.dtype(np.uint8) if plane_depth(info) == 8 else np.dtype("<u2")
+        self.channels = 3 if rgb else 1
+        deep = plane_depth(info) > 8 and not rgb
+        self.dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
         self.expected = count if count is not None else info.frame_count
-        self.command = reader_command(info, start_time, count)
+        self.command = reader_command(info, start_time, count, rgb)
         self.frames_read = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -121,7 +136,8 @@ class FrameReader:
         proc.wait()
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Yield arrays ``(n, H, W)`` with ``1 <= n <= batch_size`` until the expected count.
+        """Yield arrays ``(n, H, W)`` (``(n, H, W, 3)`` for RGB) with ``1 <= n <= batch_size``
+        until the expected count.
 
         Raises:
             DecodeError: ffmpeg failed, or the stream ended before the expected frame count
@@ -130,16 +146,15 @@ class FrameReader:
         proc = self._proc
         if proc is None or proc.stdout is None:
             raise RuntimeError("FrameReader.batches() needs the reader to be open")
-        frame_bytes = self.width * self.height * self.dtype.itemsize
+        frame_bytes = self.width * self.height * self.channels * self.dtype.itemsize
+        shape = (self.height, self.width, 3) if self.channels == 3 else (self.height, self.width)
         while self.frames_read < self.expected:
             n = min(batch_size, self.expected - self.frames_read)
             data = _read_exact(proc.stdout, n * frame_bytes)
             got = len(data) // frame_bytes
             if got:
                 self.frames_read += got
-                yield np.frombuffer(data[: got * frame_bytes], self.dtype).reshape(
-                    got, self.height, self.width
-                )
+                yield np.frombuffer(data[: got * frame_bytes], self.dtype).reshape(got, *shape)
             if got < n:
                 break
         self._finish()
@@ -175,9 +190,10 @@ def _read_exact(stream: object, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_all(info: VideoInfo) -> np.ndarray:
-    """Every Y plane of a (small) video as one array ``(N, H, W)``; for tests and tools."""
-    with FrameReader(info) as reader:
+def read_all(info: VideoInfo, rgb: bool = False) -> np.ndarray:
+    """Every Y plane ``(N, H, W)`` (or RGB picture ``(N, H, W, 3)``) of a short video, in one
+    array; for tests and measurements."""
+    with FrameReader(info, rgb=rgb) as reader:
         return np.concatenate(list(reader.batches(64)))
 
 
