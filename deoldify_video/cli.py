@@ -53,7 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_models_parser(sub)
     _add_jobs_parser(sub)
     _add_evaluate_parser(sub)
+    _add_train_parser(sub)
     return parser
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a lite colorizer on your own photos (NoGAN)")
+    p.add_argument("--data", required=True, help="colour photos: a folder or a .txt list")
+    p.add_argument("--out", required=True, help="weights file to write (fp16 state dict)")
+    p.add_argument("--phase", default="all", choices=["gen", "critic", "gan", "all"])
+    p.add_argument("--steps", type=int, default=None, help="step budget of each phase")
+    p.add_argument("--minutes", type=float, default=None, help="time budget of each phase")
+    p.add_argument("--size", type=int, default=192, help="crop side in pixels (default 192)")
+    p.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
+    p.add_argument("--val", default=None, help="validation photos that choose the checkpoint")
+    p.add_argument("--extra", nargs="*", default=[], help="more folders (RGBA cut-outs are pasted)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train)
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
@@ -267,6 +286,31 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train.nogan import TrainConfig, train
+
+    if args.steps is None and args.minutes is None:
+        raise UsageError("give a budget: --steps N or --minutes M (per phase)")
+    config = TrainConfig(
+        data=Path(args.data),
+        out=Path(args.out),
+        phase=args.phase,
+        steps=args.steps,
+        minutes=args.minutes,
+        size=args.size,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        device=args.device,
+        extra=tuple(Path(e) for e in args.extra),
+        val=Path(args.val) if args.val else None,
+        threads=args.threads,
+    )
+    with _ProgressBars(disabled=args.quiet) as bars:
+        out = train(config, progress=bars)
+    print(f"{out} (checkpoints and loss log in {config.run_dir})")
+    return 0
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from .nets import registry, weights
 
@@ -345,11 +389,13 @@ class _ProgressBars:
             return
         bar = self.bars.get(event.stage)
         if bar is None:
-            unit, scale = self.UNITS.get(event.stage, ("", False))
+            unit, scale = self.UNITS.get(event.stage, ("step", False))
             bar = tqdm(total=event.total, desc=event.stage, unit=unit, unit_scale=scale,
                        dynamic_ncols=True, file=sys.stderr)  # fmt: skip
             self.bars[event.stage] = bar
         bar.update(event.done - bar.n)
+        if event.message:
+            bar.set_postfix_str(event.message, refresh=False)
 
     def __exit__(self, *exc: object) -> None:
         for bar in self.bars.values():
