@@ -44,11 +44,27 @@ SOURCE = REPO.parent / "shared" / "data" / "video" / "bigbuckbunny.mp4"
 def make_clip(folder: Path) -> Path:
     clip = folder / "bench_640x480_bw.mp4"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-stream_loop", "1", "-i", str(SOURCE),
-         "-vf", "scale=640:480,format=gray,format=yuv420p", "-c:v", "libx264", "-crf", "18",
-         "-c:a", "copy", str(clip)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-stream_loop",
+            "1",
+            "-i",
+            str(SOURCE),
+            "-vf",
+            "scale=640:480,format=gray,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "18",
+            "-c:a",
+            "copy",
+            str(clip),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return clip
 
 
@@ -82,7 +98,9 @@ def bench_model(clip: Path, model: str, batch: int, frames: int = 64) -> tuple[f
     return fps, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
 
 
-def bench_pipeline(clip: Path, folder: Path, model: str, batch: int, smooth: bool) -> tuple[float, int]:
+def bench_pipeline(
+    clip: Path, folder: Path, model: str, batch: int, smooth: bool
+) -> tuple[float, int]:
     """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output)."""
     colorizer = load_colorizer(model, "cpu", batch_size=batch)
     out_dir = folder / ("smooth" if smooth else "plain")
@@ -100,8 +118,9 @@ def bench_pipeline(clip: Path, folder: Path, model: str, batch: int, smooth: boo
     watcher.start()
     start = time.perf_counter()
     try:
-        result = colorize_video(clip, out_dir / "out.mp4", colorizer,
-                                RenderConfig(batch_size=batch, smooth=smooth))  # fmt: skip
+        result = colorize_video(
+            clip, out_dir / "out.mp4", colorizer, RenderConfig(batch_size=batch, smooth=smooth)
+        )
     finally:
         done.set()
         watcher.join()
@@ -127,17 +146,19 @@ def main() -> int:
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
-    print(f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
-          f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
-          f"batch {args.batch_size}; {os.cpu_count()} CPUs; torch {torch.__version__}")  # fmt: skip
+    print(
+        f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
+        f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
+        f"batch {args.batch_size}; {os.cpu_count()} CPUs; torch {torch.__version__}"
+    )
     print()
     print("| stage | frames/s |")
     print("|---|---|")
     print(f"| ffmpeg decode + encode alone | {io_fps:.1f} |")
     print(f"| model alone, ready batches at {render} | {model_fps:.1f} |")
     print(f"| temporal smoothing alone at {render} | {smooth_fps:.1f} |")
-    print(f"| whole pipeline, --no-smooth | {plain_fps:.1f} ({plain_fps / slower:.2f} x the slower part) |")
-    print(f"| whole pipeline, smoothing on | {full_fps:.1f} ({full_fps / slower:.2f} x the slower part) |")
+    for label, fps in (("--no-smooth", plain_fps), ("smoothing on", full_fps)):
+        print(f"| whole pipeline, {label} | {fps:.1f} ({fps / slower:.2f} x the slower part) |")
     print()
     print(f"peak RSS: {rss_self:.0f} MiB (python), {rss_kids:.0f} MiB (largest ffmpeg child)")
     print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")

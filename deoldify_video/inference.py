@@ -53,7 +53,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def render_size(policy: InputPolicy, render_factor: int, height: int, width: int) -> tuple[int, int]:
+def render_size(
+    policy: InputPolicy, render_factor: int, height: int, width: int
+) -> tuple[int, int]:
     """(height, width) of the model input for a frame of ``height`` x ``width``.
 
     ``"deoldify-rgb"`` stretches every frame to a square of side ``render_base * render_factor``.

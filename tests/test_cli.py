@@ -15,8 +15,11 @@ from deoldify_video.media.probe import probe
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deoldify_video", *args],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -31,8 +34,17 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
 def test_colorize_with_a_weights_file(tmp_path, make_clip, tiny_weights):
     source = make_clip("basic.mp4")
     output = tmp_path / "out.mp4"
-    proc = run_cli("colorize", str(source), "-o", str(output), "--model", str(tiny_weights),
-                   "--render-factor", "4", "--quiet")  # fmt: skip
+    proc = run_cli(
+        "colorize",
+        str(source),
+        "-o",
+        str(output),
+        "--model",
+        str(tiny_weights),
+        "--render-factor",
+        "4",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert probe(output).frame_count == probe(source).frame_count
     assert proc.stderr == ""
@@ -67,14 +79,45 @@ def _bad_input(kind: str, tmp_path: Path, make_clip) -> tuple[Path, str]:
         path.write_text("hello\n" * 100)
         return path, "not a video"
     if kind == "audio only":
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine", "-t", "1",
-                        "-c:a", "aac", str(path)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine",
+                "-t",
+                "1",
+                "-c:a",
+                "aac",
+                str(path),
+            ],
+            check=True,
+        )
         return path, "no video stream"
     if kind == "truncated":
         full = tmp_path / "full.mp4"
-        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120",
-                        "-t", "2", "-c:v", "libx264", "-movflags", "+faststart", str(full)],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=160x120",
+                "-t",
+                "2",
+                "-c:v",
+                "libx264",
+                "-movflags",
+                "+faststart",
+                str(full),
+            ],
+            check=True,
+        )
         data = full.read_bytes()
         path.write_bytes(data[: len(data) // 2])
         return path, "truncated"
@@ -124,11 +167,21 @@ def test_image_command(tmp_path, tiny_weights):
     from .conftest import DATA
 
     photo = DATA / "photos-bw" / "camera.png"
-    proc = run_cli("image", str(photo), "-o", str(tmp_path), "--model", str(tiny_weights),
-                   "--render-factor", "4")  # fmt: skip
+    proc = run_cli(
+        "image",
+        str(photo),
+        "-o",
+        str(tmp_path),
+        "--model",
+        str(tiny_weights),
+        "--render-factor",
+        "4",
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "camera_colorized.png").is_file()
-    bad = run_cli("image", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--model", str(tiny_weights))
+    bad = run_cli(
+        "image", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--model", str(tiny_weights)
+    )
     assert_one_line_error(bad, "nope.jpg", "no such file")
 
 
@@ -146,8 +199,23 @@ def test_evaluate_video_scores_a_clip_against_its_truth(tmp_path):
 
     truth = DATA / "video" / "carphone_pristine.mp4"
     grey = tmp_path / "grey.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(truth), "-vf", "format=gray,format=yuv420p",
-                    "-c:v", "libx264", "-crf", "10", str(grey)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(truth),
+            "-vf",
+            "format=gray,format=yuv420p",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "10",
+            str(grey),
+        ],
+        check=True,
+    )
     proc = run_cli("evaluate", "--video", str(truth), str(grey), "--json", "--max-frames", "24")
     assert proc.returncode == 0, proc.stderr
     scores = json.loads(proc.stdout)

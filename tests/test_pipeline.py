@@ -17,15 +17,43 @@ from deoldify_video.pipeline import colorize_video, default_output_path
 
 def audio_md5(path: Path, index: int) -> str:
     """md5 of the packets of one audio stream (``-c copy``: identical only if not re-encoded)."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", f"0:a:{index}",
-                          "-c", "copy", "-f", "md5", "-"], capture_output=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-map",
+            f"0:a:{index}",
+            "-c",
+            "copy",
+            "-f",
+            "md5",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    )
     return out.stdout.decode().strip()
 
 
 def streams(path: Path) -> list[dict]:
-    out = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
-                          "-show_chapters", "-show_format", str(path)],
-                         capture_output=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_chapters",
+            "-show_format",
+            str(path),
+        ],
+        capture_output=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -45,7 +73,7 @@ def check_same_video(source: Path, output: Path) -> None:
     times_in = frame_times(source, src.video_index)
     times_out = frame_times(output, out.video_index)
     shift = times_out[0] - times_in[0]
-    assert max(abs(a - b - shift) for a, b in zip(times_out, times_in)) <= 0.0011
+    assert max(abs(a - b - shift) for a, b in zip(times_out, times_in, strict=False)) <= 0.0011
     y_in, y_out = read_all(src), read_all(out)
     if y_out.dtype != y_in.dtype:  # an 8-bit source in a 10-bit codec (ProRes)
         y_out = y_out / 4.0
@@ -72,9 +100,24 @@ def test_output_keeps_frames_luma_geometry_and_audio(tmp_path, make_clip, tiny_c
 def test_output_has_colour(tmp_path, make_clip, tiny_colorizer):
     output = tmp_path / "out.mkv"
     colorize_video(make_clip("basic.mp4"), output, tiny_colorizer)
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(output), "-frames:v", "1",
-                          "-f", "rawvideo", "-pix_fmt", "yuv444p", "-"],
-                         capture_output=True, check=True).stdout  # fmt: skip
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(output),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv444p",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     u = np.frombuffer(raw, np.uint8).reshape(3, 240, 320)[1]
     assert np.abs(u.astype(int) - 128).mean() > 0.5  # random weights still give some chroma
 
@@ -93,14 +136,21 @@ def test_every_stream_chapter_and_tag_survives(tmp_path, make_clip, tiny_coloriz
         check_same_video(source, output)
         info = streams(output)
         # (mp4 keeps chapters in a text track of its own, listed as a data stream)
-        kinds = [(s["codec_type"], s["codec_name"]) for s in info["streams"]
-                 if s["codec_type"] != "data"]  # fmt: skip
-        assert kinds == [("video", "h264"), ("audio", "aac"), ("audio", "opus"),
-                         ("subtitle", sub_codec)]  # fmt: skip
+        kinds = [
+            (s["codec_type"], s["codec_name"]) for s in info["streams"] if s["codec_type"] != "data"
+        ]
+        assert kinds == [
+            ("video", "h264"),
+            ("audio", "aac"),
+            ("audio", "opus"),
+            ("subtitle", sub_codec),
+        ]
         langs = [s.get("tags", {}).get("language") for s in info["streams"][1:3]]
         assert langs == ["eng", "fra"]
         assert [c["tags"]["title"] for c in info["chapters"]] == ["One", "Two"]
-        assert info["format"]["tags"].get("title", info["format"]["tags"].get("TITLE")) == "Test reel"
+        assert (
+            info["format"]["tags"].get("title", info["format"]["tags"].get("TITLE")) == "Test reel"
+        )
         assert audio_md5(output, 0) == audio_md5(source, 0)
         assert audio_md5(output, 1) == audio_md5(source, 1)
 

@@ -14,11 +14,12 @@ from ..errors import FFmpegError, ToolMissingError
 
 log = logging.getLogger(__name__)
 
+_FFMPEG_HINT = "install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)"
 INSTALL_HINT = {
-    "ffmpeg": "install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)",
-    "ffprobe": "install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)",
-    "mkvmerge": "install MKVToolNix (Debian/Ubuntu: apt-get install mkvtoolnix; macOS: brew install "
-    "mkvtoolnix)",
+    "ffmpeg": _FFMPEG_HINT,
+    "ffprobe": _FFMPEG_HINT,
+    "mkvmerge": "install MKVToolNix (Debian/Ubuntu: apt-get install mkvtoolnix; macOS: brew "
+    "install mkvtoolnix)",
 }
 
 STDERR_KEEP = 4000
@@ -49,7 +50,9 @@ def run(
     proc = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     if proc.returncode not in ok_codes:
         stderr = proc.stderr.decode(errors="replace")
-        message = f"{what or cmd[0]} failed: {last_line(stderr or proc.stdout.decode(errors='replace'))}"
+        message = (
+            f"{what or cmd[0]} failed: {last_line(stderr or proc.stdout.decode(errors='replace'))}"
+        )
         raise error(message, command=full, stderr=stderr[-STDERR_KEEP:])
     return proc
 

@@ -60,7 +60,9 @@ def muxer_for(path: str | Path) -> str:
         return MUXERS[ext]
     except KeyError:
         known = ", ".join(MUXERS)
-        raise UsageError(f"{path}: unsupported output extension {ext or '(none)'!r} (use {known})") from None
+        raise UsageError(
+            f"{path}: unsupported output extension {ext or '(none)'!r} (use {known})"
+        ) from None
 
 
 def plan_streams(info: VideoInfo, out_path: str | Path, codec: str) -> list[StreamPlan]:
@@ -147,7 +149,9 @@ def mux(
     run(mux_command(video_path, info, plans, out_path, muxer), EncodeError, what="muxing")
 
 
-def retime_command(video_path: str | Path, timestamps_path: str | Path, out_path: str | Path) -> list[str]:
+def retime_command(
+    video_path: str | Path, timestamps_path: str | Path, out_path: str | Path
+) -> list[str]:
     """mkvmerge call that gives each frame of a Matroska video its timestamp from a v2 file."""
     return ["mkvmerge", "--quiet", "-o", str(out_path), "--timestamps", f"0:{timestamps_path}",
             str(video_path)]  # fmt: skip

@@ -118,7 +118,7 @@ def is_variable_rate(pts: list[int]) -> bool:
 
     A rounded time base (1/1000 s for 29.97 fps gives 33 and 34 ms) is not variable.
     """
-    gaps = sorted(b - a for a, b in zip(pts, pts[1:]))
+    gaps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False))
     if len(gaps) < 2:
         return False
     median = gaps[len(gaps) // 2]

@@ -195,5 +195,3 @@ def read_all(info: VideoInfo, rgb: bool = False) -> np.ndarray:
     array; for tests and measurements."""
     with FrameReader(info, rgb=rgb) as reader:
         return np.concatenate(list(reader.batches(64)))
-
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import threading
@@ -198,10 +199,8 @@ class FrameWriter:
         if exc_type is not None:
             proc.kill()
         assert proc.stdin is not None
-        try:
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
-        except BrokenPipeError:
-            pass
         code = proc.wait()
         if self._stderr_thread is not None:
             self._stderr_thread.join()
