@@ -112,6 +112,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
+    from .jobs import DEFAULT_SEGMENT_SECONDS
+
     p.add_argument(
         "--job-dir",
         type=Path,
@@ -129,8 +131,8 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--segment-seconds",
         type=float,
-        default=10.0,
-        help="length of the resumable segments in seconds (default 10)",
+        default=DEFAULT_SEGMENT_SECONDS,
+        help=f"length of the resumable segments in seconds (default {DEFAULT_SEGMENT_SECONDS:g})",
     )
     p.add_argument(
         "--workers",
@@ -192,7 +194,7 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
     status = job_status(args.job_dir)
     state = "running" if status.running else "stopped"
     if status.joined:
-        state += ", every segment done and joined (the final mux remains)"
+        state += ", every segment done and joined"
     print(f"job:        {status.job_dir} ({state})")
     print(f"input:      {status.input}")
     print(f"output:     {status.output}")

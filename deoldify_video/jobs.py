@@ -290,10 +290,11 @@ class Manifest:
                 f"the model changed ({self.model} {self.weights_sha256[:12]} -> "
                 f"{requested.model} {requested.weights_sha256[:12]})"
             )
+        old_settings, new_settings = _flat(self.settings), _flat(requested.settings)
         changed = [
-            f"{key} {self.settings.get(key)!r} -> {requested.settings.get(key)!r}"
-            for key in sorted(set(self.settings) | set(requested.settings))
-            if self.settings.get(key) != requested.settings.get(key)
+            f"{key} {old_settings.get(key)!r} -> {new_settings.get(key)!r}"
+            for key in sorted(set(old_settings) | set(new_settings))
+            if old_settings.get(key) != new_settings.get(key)
         ]
         if changed:
             changes.append("render settings changed: " + ", ".join(changed))
@@ -486,8 +487,14 @@ class JobLock:
 
     def __enter__(self) -> JobLock:
         check_job_folder(self.job_dir)
-        self.job_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.job_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JobStateError(
+                f"{self.job_dir}: cannot use this job folder ({exc.strerror or exc}); "
+                "give another --job-dir"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -717,6 +724,17 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Fraction):
         return f"{value.numerator}/{value.denominator}"
     raise TypeError(f"cannot store {type(value).__name__} in a job manifest")
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level: ``{"encode": {"crf": 17}}`` -> ``{"encode.crf": 17}``."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def _glob_escape(name: str) -> str:

@@ -167,7 +167,7 @@ def run_video(
     info, output = job.info, job.output
     report = progress or (lambda event: None)
     job_dir = options.job_dir or jobs.default_job_dir(output)
-    smoothing = SmoothingConfig(strength=job.config.smooth_strength) if job.config.smooth else None
+    smoothing = smoothing_config(job.config)
     warmup = warmup_frames(smoothing) if smoothing is not None else 0
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
     times = frame_times(info.path, info.video_index)
@@ -189,13 +189,14 @@ def run_video(
         jobs.remove_parts(output.parent, output.name + ".")
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
-            context = _SegmentContext(info, job.settings, job.config, job_dir)
+            context = SegmentContext(info, job.settings, job.config, job_dir)
             works = [
                 jobs.segment_work(s, warmup, times, info.format_start_time)
                 for s in manifest.pending()
             ]
-            if options.workers > 1 and len(works) > 1:
-                _colorize_in_workers(works, context, colorizer, options.workers, tracker)
+            workers = min(options.workers, len(works))
+            if workers > 1:
+                _colorize_in_workers(works, context, colorizer, workers, tracker)
             else:
                 for work in works:
                     tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
@@ -228,6 +229,11 @@ def render_settings(
     }
 
 
+def smoothing_config(config: RenderConfig) -> SmoothingConfig | None:
+    """The temporal smoothing a render asks for, or None when it is off."""
+    return SmoothingConfig(strength=config.smooth_strength) if config.smooth else None
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     """sha256 of a network's state: every tensor's name, dtype, shape and bytes, in name order.
 
@@ -246,7 +252,7 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 @dataclass(frozen=True)
-class _SegmentContext:
+class SegmentContext:
     """What every segment of a job shares."""
 
     info: VideoInfo
@@ -262,7 +268,7 @@ def segment_path(job_dir: Path, index: int) -> Path:
 
 def encode_segment(
     work: SegmentWork,
-    context: _SegmentContext,
+    context: SegmentContext,
     colorizer: Colorizer,
     on_frames: Callable[[int], None],
 ) -> tuple[int, FileRecord]:
@@ -332,7 +338,7 @@ def encode_colour_video(
         finally:
             _put(batches, _DONE, stop)
 
-    smoothing = SmoothingConfig(strength=config.smooth_strength) if config.smooth else None
+    smoothing = smoothing_config(config)
 
     def encode() -> None:
         state: SmootherState | None = None
@@ -530,13 +536,13 @@ class _WorkerSetup:
     render_factor: int
     batch_size: int
     threads: int
-    context: _SegmentContext
+    context: SegmentContext
     parent: int
 
 
 def _colorize_in_workers(
     works: list[SegmentWork],
-    context: _SegmentContext,
+    context: SegmentContext,
     colorizer: Colorizer,
     workers: int,
     tracker: _Tracker,
@@ -567,7 +573,7 @@ def _colorize_in_workers(
             try:
                 kind, payload = results.get(timeout=0.5)
             except queue.Empty:
-                _check_workers(processes)
+                _check_workers(processes, results, len(remaining))
                 continue
             if kind == "frames":
                 tracker.frames(payload)
@@ -582,6 +588,7 @@ def _colorize_in_workers(
                 process.terminate()
         for process in processes:
             process.join()
+        jobs.remove_parts(context.job_dir, "segment-")  # what stopped workers left
 
 
 def _worker_devices(device: torch.device, workers: int) -> list[torch.device]:
@@ -591,10 +598,14 @@ def _worker_devices(device: torch.device, workers: int) -> list[torch.device]:
     return [device] * workers
 
 
-def _check_workers(processes: list[Any]) -> None:
+def _check_workers(processes: list[Any], results: Any, unfinished: int) -> None:
+    """Raise if a worker died, or if every worker ended (its last reports read) with segments
+    left unfinished."""
     for process in processes:
         if process.exitcode not in (None, 0):
             raise DeoldifyError(f"a worker process died (exit code {process.exitcode})")
+    if not any(process.is_alive() for process in processes) and results.empty():
+        raise DeoldifyError(f"the worker processes ended with {unfinished} segments unfinished")
 
 
 def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
