@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("colorize", help="colorize a video file")
-    p.add_argument("input", metavar="INPUT", help="video file")
+    p.add_argument("input", metavar="INPUT", help="video file, or an http(s) URL (yt-dlp)")
     p.add_argument("-o", "--output", help="output file (default: INPUT_colorized.EXT beside it)")
     _add_model_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--playlist", action="store_true", help="colorize every item of a playlist URL")
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
@@ -151,6 +152,49 @@ def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    from .media.source import is_url
+
+    if is_url(args.input):
+        return _colorize_url(args)
+    return _colorize_file(args, args.input, args.output)
+
+
+def _colorize_url(args: argparse.Namespace) -> int:
+    """Download an online clip (or each item of a playlist) and colorize it."""
+    import hashlib
+    import shutil
+
+    from .media.mux import MUXERS
+    from .media.source import check_url, fetch
+
+    check_url(args.input)
+    out_dir = Path(args.output) if args.output and Path(args.output).is_dir() else None
+    key = hashlib.sha256(args.input.encode()).hexdigest()[:12]
+    download_dir = Path.cwd() / f".deoldify-video-download-{key}"
+    try:
+        with _ProgressBars(disabled=args.quiet) as bars:
+            clips = fetch(args.input, download_dir, progress=bars, allow_playlist=args.playlist)
+    except DeoldifyError:
+        if not any(download_dir.glob("*.part")):  # nothing worth resuming
+            shutil.rmtree(download_dir, ignore_errors=True)
+        raise
+    if len(clips) > 1 and args.output and out_dir is None:
+        raise UsageError(f"{args.output}: with --playlist, -o must name an existing folder")
+    for clip in clips:
+        ext = clip.path.suffix.lower() if clip.path.suffix.lower() in MUXERS else ".mkv"
+        if args.output and out_dir is None:
+            output = Path(args.output)
+        else:
+            output = (out_dir or Path.cwd()) / f"{clip.safe_name}{ext}"
+        code = _colorize_file(args, str(clip.path), str(output))
+        if code != 0:
+            return code
+    if not args.keep_job:
+        shutil.rmtree(download_dir, ignore_errors=True)
+    return 0
+
+
+def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None) -> int:
     from .inference import load_colorizer
     from .jobs import JobOptions, default_job_dir
     from .pipeline import configure_threads, plan_video, run_video
@@ -173,7 +217,7 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         smooth=not args.no_smooth,
         smooth_strength=args.smooth_strength,
     )
-    job = plan_video(args.input, args.output, config, overwrite=args.overwrite)
+    job = plan_video(input_path, output, config, overwrite=args.overwrite)
     colorizer = load_colorizer(args.model, args.device, args.render_factor, args.batch_size)
     job_dir = options.job_dir or default_job_dir(job.output)
     try:

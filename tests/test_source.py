@@ -452,3 +452,65 @@ def test_playlist_needs_allow_playlist(server: Server, clip: bytes, tmp_path: Pa
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# ---------------------------------------------------------------- through the command line
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "deoldify_video", "colorize", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+
+
+def test_cli_colorizes_a_url_and_keeps_its_audio(
+    server: Server, clip: bytes, tmp_path: Path, tiny_weights: Path
+) -> None:
+    server.site.files["/newsreel.mp4"] = (clip, "video/mp4")
+    source = tmp_path / "source.mp4"
+    source.write_bytes(clip)
+    work = tmp_path / "work"
+    work.mkdir()
+    url = f"{server.base}/newsreel.mp4"
+    proc = _cli(work, url, "--model", str(tiny_weights), "--render-factor", "4", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["newsreel.mp4"]  # the download is gone
+    output = work / "newsreel.mp4"
+    assert _stream_md5(output, "a") == _stream_md5(source, "a")
+    count = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", str(output)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert count.stdout.strip() == "20"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("/missing.mp4", "HTTP 404"), ("/page.html", "no video found")],
+)
+def test_cli_url_errors_are_one_line(
+    server: Server, tmp_path: Path, tiny_weights: Path, path: str, message: str
+) -> None:
+    server.site.files["/page.html"] = (
+        b"<html><body><p>No film here.</p></body></html>",
+        "text/html",
+    )
+    proc = _cli(tmp_path, f"{server.base}{path}", "--model", str(tiny_weights))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and path in lines[0], proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_file_urls(tmp_path: Path) -> None:
+    proc = _cli(tmp_path, "file:///etc/passwd")
+    assert proc.returncode == 2
+    assert "only http and https" in proc.stderr
