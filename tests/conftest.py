@@ -177,6 +177,7 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
             "-shortest",
         ],
     ),
+    "audio-only.m4a": ("m4a", ["-f", "lavfi", "-i", "sine", "-t", "1", "-c:a", "aac"]),
     "silent.mp4": (
         "mp4",
         [

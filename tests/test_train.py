@@ -66,7 +66,7 @@ def test_load_image_alpha_and_downscale(tmp_path: Path, stamp: Path) -> None:
     rgb, alpha = load_image(stamp, max_side=20)
     assert rgb.shape == (15, 20, 3) and rgb.dtype == np.float32
     assert alpha is not None and alpha.shape == (15, 20)
-    assert 0.0 <= float(rgb.min()) and float(rgb.max()) <= 1.0
+    assert float(rgb.min()) >= 0.0 and float(rgb.max()) <= 1.0
     opaque = tmp_path / "opaque.png"
     cv2.imwrite(str(opaque), np.full((4, 4, 4), 255, np.uint8))
     assert load_image(opaque)[1] is None
@@ -88,7 +88,7 @@ def test_crop_paste_and_degrade_keep_shapes_and_ranges() -> None:
     y = rng.random((64, 64), dtype=np.float32)
     outs = [degrade_luma(y, rng) for _ in range(20)]
     assert all(o.shape == (64, 64) and o.dtype == np.float32 for o in outs)
-    assert all(0.0 <= float(o.min()) and float(o.max()) <= 1.0 for o in outs)
+    assert all(float(o.min()) >= 0.0 and float(o.max()) <= 1.0 for o in outs)
     assert any(not np.allclose(o, y) for o in outs)
 
 
@@ -98,9 +98,9 @@ def test_batches_pair_degraded_luma_with_true_chroma(photos: list[Path], stamp: 
     batch = data.batch(3, 64)
     assert batch.luma_in.shape == (3, 1, 64, 64)
     assert batch.chroma.shape == (3, 2, 64, 64) and batch.luma.shape == (3, 1, 64, 64)
-    assert -1.0 <= float(batch.luma_in.min()) and float(batch.luma_in.max()) <= 1.0
+    assert float(batch.luma_in.min()) >= -1.0 and float(batch.luma_in.max()) <= 1.0
     assert float(batch.chroma.abs().max()) <= 0.5
-    assert 0.0 <= float(batch.luma.min()) and float(batch.luma.max()) <= 1.0
+    assert float(batch.luma.min()) >= 0.0 and float(batch.luma.max()) <= 1.0
     clean = ColorizationData(photos, degrade=False, max_side=128).batch(2, 64)
     torch.testing.assert_close(clean.luma_in, clean.luma * 2.0 - 1.0)
 
@@ -125,10 +125,14 @@ def test_select_snapshot_prefers_colourful_then_lowest_error() -> None:
     def rec(name: str, de: float, ratio: float) -> dict:
         return {"file": name, "mean": {"ciede2000": de}, "colorfulness_ratio": ratio}
 
-    history = [rec("a", 10.0, 0.3), rec("b", 11.0, 0.6), rec("c", 12.0, 0.7)]
-    assert select_snapshot(history)["file"] == "b"
-    assert select_snapshot([rec("a", 10.0, 0.3), rec("d", 9.0, 0.2)])["file"] == "d"
-    assert select_snapshot([{"file": "x"}, {"file": "y"}])["file"] == "y"
+    def chosen(history: list[dict]) -> str:
+        best = select_snapshot(history)
+        assert best is not None
+        return str(best["file"])
+
+    assert chosen([rec("a", 10.0, 0.3), rec("b", 11.0, 0.6), rec("c", 12.0, 0.7)]) == "b"
+    assert chosen([rec("a", 10.0, 0.3), rec("d", 9.0, 0.2)]) == "d"
+    assert chosen([{"file": "x"}, {"file": "y"}]) == "y"
     assert select_snapshot([]) is None
 
 
@@ -141,8 +145,8 @@ def test_tiny_nogan_run_resumes_and_ships(photos: list[Path], tmp_path: Path) ->
     listing.write_text("\n".join(str(p) for p in photos[:3]))
     val = tmp_path / "val"
     val.mkdir()
-    image = cv2.imread(str(photos[3]))
-    cv2.imwrite(str(val / "v.png"), cv2.resize(image, (96, 64)))
+    image, _ = load_image(photos[3], max_side=96)
+    cv2.imwrite(str(val / "v.png"), (image * 255.0).astype(np.uint8))
     events: list[ProgressEvent] = []
     config = TrainConfig(
         data=listing,
