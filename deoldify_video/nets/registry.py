@@ -88,7 +88,7 @@ _SPECS: tuple[ModelSpec, ...] = (
             kind="luma-chroma", default_render_factor=16, size_multiple=32, mean=(0.5,), std=(0.5,)
         ),
         weights_file="lite.pt",
-        sha256="abb44fc01f089818ffafc2534a7c7ddd351047f03234be6859ea65b3dd06785c",
+        sha256="9a2f5bcb694dfe2a075b87b6d6ddc7c0d6748d93cb6c994dc3ebc7fd28049e0e",
         licence="MIT; trained on CC-BY, CC-BY-SA, CC0 and GPL-2+ photos (see lite.md)",
         card="lite.md",
         description="Shipped lite NoGAN colorizer (EfficientNet-Lite0 U-Net, 8 MB): fast on CPU",
