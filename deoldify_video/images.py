@@ -50,14 +50,28 @@ def colorize_rgb(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
     if colorizer.policy.kind == "deoldify-rgb":
         x = deoldify_policy.preprocess(rgb, colorizer.render_factor)
         return deoldify_policy.postprocess(colorizer.run_network(x), rgb)[0]
-    x = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float() / 255.0
-    luma = color.rgb_to_ycbcr(x)[:, :1]
+    out = colorize_float(rgb.astype(np.float32) / 255.0, colorizer)
+    return (out * 255.0).round().astype(np.uint8)
+
+
+def colorize_float(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
+    """Colorize the luminance of an image, keeping that luminance at full resolution.
+
+    Args:
+        rgb: ``(H, W, 3)`` float32 sRGB in ``[0, 1]``; only its BT.601 luminance is used.
+
+    Returns:
+        ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` with the input's luminance and the model's
+        chroma (upsampled bilinearly from the render size).
+    """
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))
+    luma = color.rgb_to_ycbcr(x)[None, :1]
     _, chroma = colorizer.colorize(luma)
     chroma = torch.nn.functional.interpolate(
         chroma, size=rgb.shape[:2], mode="bilinear", align_corners=False
     )
     out = color.ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))[0]
-    return (out.permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+    return out.permute(1, 2, 0).numpy()
 
 
 def colorize_image(

@@ -15,11 +15,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..color import rgb_to_ycbcr, ycbcr_to_rgb
+from ..color import rgb_to_ycbcr
 from ..errors import UsageError
+from ..images import colorize_float
 from ..inference import Colorizer
 from ..metrics import colorfulness, mean_ciede2000_rgb, psnr
 from ..nets.registry import ModelSpec
@@ -89,25 +89,6 @@ class EvalReport:
         }
 
 
-def colorize_rgb(colorizer: Colorizer, rgb: np.ndarray) -> np.ndarray:
-    """Colorize the luminance of an image, keeping that luminance at full resolution.
-
-    Args:
-        colorizer: the network with its input policy, device and render factor.
-        rgb: ``(H, W, 3)`` float32 sRGB in ``[0, 1]``; only its luminance is used.
-
-    Returns:
-        ``(H, W, 3)`` float32 sRGB in ``[0, 1]`` with the input's luminance and the model's
-        chroma (upsampled bilinearly from the render size).
-    """
-    height, width = rgb.shape[:2]
-    luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))))[None, :1]
-    _, chroma = colorizer.colorize(luma)
-    chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
-    out = ycbcr_to_rgb(torch.cat([luma, chroma], dim=1))[0]
-    return out.permute(1, 2, 0).numpy()
-
-
 def _thumb(rgb: np.ndarray) -> np.ndarray:
     scale = THUMB_HEIGHT / rgb.shape[0]
     size = (max(1, round(rgb.shape[1] * scale)), THUMB_HEIGHT)
@@ -144,7 +125,7 @@ def evaluate_images(
     thumbs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for path in paths:
         truth, _ = load_image(path, max_side)
-        ours = colorize_rgb(colorizer, truth)
+        ours = colorize_float(truth, colorizer)
         luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))[0]
         grey = np.repeat(luma.numpy()[:, :, None], 3, axis=2)
         scores.append(
