@@ -35,8 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", default="libx264", choices=["libx264", "libx265", "ffv1", "prores"])
     p.add_argument("--crf", type=int, default=17, help="libx264/libx265 quality, 0-51 (default 17)")
     p.add_argument("--no-smooth", action="store_true", help="turn temporal smoothing off")
-    p.add_argument("--smooth-strength", type=float, default=0.6,
-                   help="weight of the previous frame's colour, 0 to 0.95 (default 0.6)")  # fmt: skip
+    p.add_argument(
+        "--smooth-strength",
+        type=float,
+        default=0.6,
+        help="weight of the previous frame's colour, 0 to 0.95 (default 0.6)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -80,11 +84,17 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="measure colorization quality on photos or a video")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--images", metavar="DIR", help="colour photos (a folder or a .txt list)")
-    what.add_argument("--video", nargs="+", metavar="VIDEO",
-                      help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores")  # fmt: skip
+    what.add_argument(
+        "--video",
+        nargs="+",
+        metavar="VIDEO",
+        help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores",
+    )
     _add_model_options(p)
     p.add_argument("--max-side", type=int, default=None, help="shrink photos to this long side")
-    p.add_argument("--max-frames", type=int, default=240, help="video frames to score (default 240)")
+    p.add_argument(
+        "--max-frames", type=int, default=240, help="video frames to score (default 240)"
+    )
     p.add_argument("--sheet", metavar="FILE.png", help="write a grey | ours | truth contact sheet")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_evaluate)
@@ -107,8 +117,12 @@ def _add_models_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model name or weights file (default: lite)")
-    p.add_argument("--render-factor", type=int, default=None,
-                   help="model input size in units of 16 px (default: the model's own)")  # fmt: skip
+    p.add_argument(
+        "--render-factor",
+        type=int,
+        default=None,
+        help="model input size in units of 16 px (default: the model's own)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
 
 
@@ -224,8 +238,11 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         with _ProgressBars(disabled=args.quiet) as bars:
             result = run_video(job, colorizer, progress=bars, options=options)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; the finished segments are kept in {job_dir}. Run the same "
-              "command again to resume.", file=sys.stderr)  # fmt: skip
+        print(
+            f"{PROG}: interrupted; the finished segments are kept in {job_dir}. Run the same "
+            "command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     if not args.quiet:
         print(f"{result.output}: {result.frames} frames colorized")
@@ -246,8 +263,10 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
     percent = 100.0 * status.frames_done / status.frames if status.frames else 0.0
     print(f"frames:     {status.frames_done}/{status.frames} ({percent:.1f}%)")
     rate, eta = status.fps, status.eta_seconds
-    print(f"throughput: {f'{rate:.2f} frames/s' if rate is not None else 'unknown yet'}"
-          f" over {_duration(status.work_seconds)} of work")  # fmt: skip
+    print(
+        f"throughput: {f'{rate:.2f} frames/s' if rate is not None else 'unknown yet'}"
+        f" over {_duration(status.work_seconds)} of work"
+    )
     print(f"ETA:        {_duration(eta) if eta is not None else 'unknown yet'}")
     return 0
 
@@ -272,8 +291,9 @@ def cmd_image(args: argparse.Namespace) -> int:
         if not out_dir.is_dir():
             raise DeoldifyError(f"{out_dir}: the output folder does not exist")
     for name in args.inputs:
-        output = colorize_image(name, default_image_output(name, args.output_dir), colorizer,
-                                overwrite=args.overwrite)  # fmt: skip
+        output = colorize_image(
+            name, default_image_output(name, args.output_dir), colorizer, overwrite=args.overwrite
+        )
         if not args.quiet:
             print(output)
     return 0
@@ -295,7 +315,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(json.dumps(result, indent=2))
         else:
             for key, value in result.items():
-                text = "-" if value is None else str(value) if isinstance(value, int) else f"{value:.5f}"
+                text = (
+                    "-"
+                    if value is None
+                    else str(value)
+                    if isinstance(value, int)
+                    else f"{value:.5f}"
+                )
                 print(f"{key:12} {text}")
         return 0
     return _evaluate_images(args)
@@ -313,8 +339,14 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     if not folder.exists():
         raise UsageError(f"{folder}: no such folder or list")
     colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
-    report = evaluate_images(colorizer.model, colorizer.spec, folder, colorizer.device,
-                             colorizer.render_factor, args.max_side)  # fmt: skip
+    report = evaluate_images(
+        colorizer.model,
+        colorizer.spec,
+        folder,
+        colorizer.device,
+        colorizer.render_factor,
+        args.max_side,
+    )
     summary = report.to_dict()
     if args.sheet:
         Image.fromarray(contact_sheet(report)).save(args.sheet)
@@ -323,11 +355,15 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         return 0
     mean = summary["mean"]
     assert isinstance(mean, dict)
-    print(f"{summary['count']} photos, model {colorizer.spec.name} at render factor "
-          f"{colorizer.render_factor}")  # fmt: skip
+    print(
+        f"{summary['count']} photos, model {colorizer.spec.name} at render factor "
+        f"{colorizer.render_factor}"
+    )
     print(f"{'':14}{'CIEDE2000':>10}{'PSNR':>8}{'colorfulness':>14}")
     print(f"{'grey':14}{mean['grey_ciede2000']:10.2f}{mean['grey_psnr']:8.2f}{0.0:14.1f}")
-    print(f"{'colorized':14}{mean['ciede2000']:10.2f}{mean['psnr']:8.2f}{mean['colorfulness']:14.1f}")
+    print(
+        f"{'colorized':14}{mean['ciede2000']:10.2f}{mean['psnr']:8.2f}{mean['colorfulness']:14.1f}"
+    )
     print(f"{'truth':14}{0.0:10.2f}{'-':>8}{mean['truth_colorfulness']:14.1f}")
     return 0
 
@@ -374,7 +410,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             rows.append((name + default, "not downloaded", size_text, hint))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[3]]))
     return 0
 
 
@@ -384,7 +421,9 @@ def cmd_models_download(args: argparse.Namespace) -> int:
     spec = registry.get_spec(args.name)
     with _ProgressBars(disabled=args.quiet) as bars:
         path = weights.download_weights(
-            spec, progress=lambda done, total: bars(ProgressEvent("download", done, total)), url=args.url
+            spec,
+            progress=lambda done, total: bars(ProgressEvent("download", done, total)),
+            url=args.url,
         )
     print(path)
     return 0
@@ -397,8 +436,9 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     location = weights.weights_location(spec)
     print(f"name:           {spec.name}")
     print(f"description:    {spec.description}")
-    print(f"input policy:   {spec.policy.kind}, default render factor "
-          f"{spec.policy.default_render_factor} ({spec.policy.default_render_factor * spec.policy.render_base} px)")  # fmt: skip
+    factor = spec.policy.default_render_factor
+    side = factor * spec.policy.render_base
+    print(f"input policy:   {spec.policy.kind}, default render factor {factor} ({side} px)")
     print(f"weights:        {location} ({'present' if location.is_file() else 'not downloaded'})")
     if spec.url:
         print(f"download from:  {spec.url}")
@@ -436,8 +476,14 @@ class _ProgressBars:
         bar = self.bars.get(event.stage)
         if bar is None:
             unit, scale = self.UNITS.get(event.stage, ("step", False))
-            bar = tqdm(total=event.total, desc=event.stage, unit=unit, unit_scale=scale,
-                       dynamic_ncols=True, file=sys.stderr)  # fmt: skip
+            bar = tqdm(
+                total=event.total,
+                desc=event.stage,
+                unit=unit,
+                unit_scale=scale,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
             self.bars[event.stage] = bar
         bar.update(event.done - bar.n)
         if event.message:
@@ -449,7 +495,8 @@ class _ProgressBars:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0, 1 internal error, 2 bad input, 130 Ctrl-C)."""
+    """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input,
+    130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
