@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import JobStateError, UsageError
+from .nets.weights import sha256_of
 from .types import Segment, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -158,15 +159,6 @@ def fingerprint(path: Path) -> str:
         for offset, length in spans:
             f.seek(offset)
             digest.update(f.read(length))
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a whole file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -449,7 +441,7 @@ def remove_parts(folder: Path, name: str = "") -> None:
 
 def file_record(path: Path, frames: int) -> FileRecord:
     """Record a finished file of the job folder."""
-    return FileRecord(path.name, frames, path.stat().st_size, sha256_file(path))
+    return FileRecord(path.name, frames, path.stat().st_size, sha256_of(path))
 
 
 def check_file(job_dir: Path, record: FileRecord, frames: int) -> str:
@@ -462,7 +454,7 @@ def check_file(job_dir: Path, record: FileRecord, frames: int) -> str:
         return "its file is missing"
     if path.stat().st_size != record.size:
         return f"its size is {path.stat().st_size} bytes, not {record.size}"
-    if sha256_file(path) != record.sha256:
+    if sha256_of(path) != record.sha256:
         return "its sha256 does not match"
     return ""
 
