@@ -72,6 +72,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=192, help="crop side in pixels (default 192)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
     p.add_argument("--val", default=None, help="validation photos that choose the checkpoint")
+    p.add_argument("--root", default=None, help="folder the .txt lists' paths start from")
     p.add_argument("--extra", nargs="*", default=[], help="more folders (RGBA cut-outs are pasted)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -91,6 +92,7 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores",
     )
     _add_model_options(p)
+    p.add_argument("--root", default=None, help="folder a .txt list's paths start from")
     p.add_argument("--max-side", type=int, default=None, help="shrink photos to this long side")
     p.add_argument(
         "--max-frames", type=int, default=240, help="video frames to score (default 240)"
@@ -333,16 +335,20 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from .inference import load_colorizer
+    from .train.data import list_images
     from .train.evaluate import contact_sheet, evaluate_images
 
-    folder = Path(args.images)
-    if not folder.exists():
-        raise UsageError(f"{folder}: no such folder or list")
+    photos = list_images(Path(args.images), Path(args.root) if args.root else None)
+    missing = [str(path) for path in photos if not path.is_file()]
+    if missing:
+        raise UsageError(
+            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}"
+        )
     colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
     report = evaluate_images(
         colorizer.model,
         colorizer.spec,
-        folder,
+        photos,
         colorizer.device,
         colorizer.render_factor,
         args.max_side,
@@ -385,6 +391,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         extra=tuple(Path(e) for e in args.extra),
         val=Path(args.val) if args.val else None,
+        data_root=Path(args.root) if args.root else None,
         threads=args.threads,
     )
     with _ProgressBars(disabled=args.quiet) as bars:

