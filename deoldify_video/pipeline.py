@@ -637,12 +637,18 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Set torch's intra-op thread count and return it.
+    """Set torch's intra-op thread count (default: every core) and return it.
 
-    ffmpeg's decoder and encoder run beside the model, so by default torch takes every core
-    but leaves ffmpeg room on large machines; OpenMP threads wait passively instead of spinning.
+    The model is the slow part, and on two cores giving it both measured fastest for the whole
+    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads wait passively rather than spin
+    while ffmpeg works: ``OMP_WAIT_POLICY=PASSIVE`` is set when the package is imported, before
+    torch loads.
+
+    Raises:
+        UsageError: ``threads`` is below 1.
     """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}")
     count = threads or max(1, os.cpu_count() or 1)
     torch.set_num_threads(count)
     return count
