@@ -70,6 +70,9 @@ def check_same_video(source: Path, output: Path) -> None:
     assert out.rotation == 0
     sar_in = src.sar if src.rotation in (0, 180) else 1 / src.sar
     assert out.sar == sar_in
+    if src.color_space:
+        tags = ("color_space", "color_primaries", "color_transfer", "color_range")
+        assert [getattr(out, t) for t in tags] == [getattr(src, t) or "tv" for t in tags]
     times_in = frame_times(source, src.video_index)
     times_out = frame_times(output, out.video_index)
     shift = times_out[0] - times_in[0]
