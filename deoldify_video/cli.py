@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from . import __version__
 from .errors import DeoldifyError, UsageError
 from .types import ProgressEvent, RenderConfig
+
+if TYPE_CHECKING:
+    from .inference import Colorizer
 
 log = logging.getLogger("deoldify_video")
 
@@ -211,7 +216,6 @@ def _colorize_url(args: argparse.Namespace) -> int:
 
 
 def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None) -> int:
-    from .inference import load_colorizer
     from .jobs import JobOptions, default_job_dir
     from .pipeline import configure_threads, plan_video, run_video
 
@@ -234,7 +238,7 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         smooth_strength=args.smooth_strength,
     )
     job = plan_video(input_path, output, config, overwrite=args.overwrite)
-    colorizer = load_colorizer(args.model, args.device, args.render_factor, args.batch_size)
+    colorizer = _shared_colorizer(args.model, args.device, args.render_factor, args.batch_size)
     job_dir = options.job_dir or default_job_dir(job.output)
     try:
         with _ProgressBars(disabled=args.quiet) as bars:
@@ -249,6 +253,16 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
     if not args.quiet:
         print(f"{result.output}: {result.frames} frames colorized")
     return 0
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_colorizer(
+    model: str, device: str, render_factor: int | None, batch_size: int
+) -> Colorizer:
+    """The colorizer, loaded once for every item of a playlist."""
+    from .inference import load_colorizer
+
+    return load_colorizer(model, device, render_factor, batch_size)
 
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:

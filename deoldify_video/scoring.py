@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from .color import rgb_to_ycbcr
 from .errors import UsageError
 from .media.probe import probe
-from .media.reader import FrameReader
+from .media.reader import read_all
 from .metrics import ClipScores, score_clip
 
 DEFAULT_MAX_FRAMES = 240
@@ -17,9 +19,7 @@ DEFAULT_MAX_FRAMES = 240
 def read_rgb_frames(path: str | Path, max_frames: int) -> np.ndarray:
     """The first ``max_frames`` frames of a video as ``(N, H, W, 3)`` float32 RGB in ``[0, 1]``."""
     info = probe(path)
-    count = min(info.frame_count, max_frames)
-    with FrameReader(info, count=count, rgb=True) as reader:
-        frames = np.concatenate(list(reader.batches(32)))
+    frames = read_all(info, rgb=True, count=min(info.frame_count, max_frames))
     return frames.astype(np.float32) / 255.0
 
 
@@ -50,6 +50,5 @@ def score_video(
                 f"{truth} and {colorized} differ in size or length: "
                 f"{reference.shape[:3]} vs {ours.shape[:3]} (frames, height, width)"
             )
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
-    luma = ours @ weights
+    luma = rgb_to_ycbcr(torch.from_numpy(ours).permute(0, 3, 1, 2))[:, 0].numpy()
     return score_clip(luma, ours, reference), len(ours)

@@ -190,8 +190,8 @@ def _read_exact(stream: object, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_all(info: VideoInfo, rgb: bool = False) -> np.ndarray:
-    """Every Y plane ``(N, H, W)`` (or RGB picture ``(N, H, W, 3)``) of a short video, in one
-    array; for tests and measurements."""
-    with FrameReader(info, rgb=rgb) as reader:
+def read_all(info: VideoInfo, rgb: bool = False, count: int | None = None) -> np.ndarray:
+    """Every Y plane ``(N, H, W)`` (or RGB picture ``(N, H, W, 3)``) of a short video, or its
+    first ``count`` frames, in one array; for tests and measurements."""
+    with FrameReader(info, count=count, rgb=rgb) as reader:
         return np.concatenate(list(reader.batches(64)))
