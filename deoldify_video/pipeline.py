@@ -361,14 +361,16 @@ def encode_colour_video(
             errors.append(exc)
             stop.set()
 
+    # Daemon threads: an interrupt that lands anywhere, even before the try below, can never
+    # leave the process waiting on a worker at exit.
     threads = [
-        threading.Thread(target=decode, name="decode"),
-        threading.Thread(target=encode, name="encode"),
+        threading.Thread(target=decode, name="decode", daemon=True),
+        threading.Thread(target=encode, name="encode", daemon=True),
     ]
-    for thread in threads:
-        thread.start()
     index = work.first
     try:
+        for thread in threads:
+            thread.start()
         for luma_planes in _drain(batches, stop):
             luma = color.luma_to_unit(luma_planes, depth, full)
             luma_small, chroma = colorizer.colorize(luma)
@@ -385,7 +387,8 @@ def encode_colour_video(
         if not stop.is_set():
             _put(colored, _DONE, stop)
         for thread in threads:
-            _join(thread, stop)
+            if thread.ident is not None:  # started
+                _join(thread, stop)
     if errors:
         raise errors[0]
     if written[0] != segment.frame_count:

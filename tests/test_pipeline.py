@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from deoldify_video import pipeline
 from deoldify_video.errors import UsageError
 from deoldify_video.media.probe import frame_times, probe
 from deoldify_video.media.reader import read_all
 from deoldify_video.pipeline import colorize_video, default_output_path
+from deoldify_video.types import RenderConfig
 
 
 def audio_md5(path: Path, index: int) -> str:
@@ -198,3 +202,27 @@ def test_refuses_existing_output_and_input_as_output(tmp_path, make_clip, tiny_c
 def test_default_output_name():
     assert default_output_path(Path("/films/reel 1.MP4")) == Path("/films/reel 1_colorized.mp4")
     assert default_output_path(Path("/films/reel.webm")) == Path("/films/reel_colorized.mkv")
+
+
+def test_an_interrupt_as_the_threads_start_stops_them(
+    tmp_path, make_clip, tiny_colorizer, monkeypatch
+):
+    """Ctrl-C landing while the decode thread starts, before the encode thread exists, must not
+    leave the decoder waiting forever on a full queue (which would keep the process alive)."""
+    started: list[threading.Thread] = []
+
+    class InterruptedStart(threading.Thread):
+        def start(self) -> None:
+            super().start()
+            started.append(self)
+            if self.name == "decode":
+                raise KeyboardInterrupt
+
+    fake = types.SimpleNamespace(Thread=InterruptedStart, Event=threading.Event)
+    monkeypatch.setattr(pipeline, "threading", fake)
+    config = RenderConfig(batch_size=2)  # more batches than the queue holds
+    with pytest.raises(KeyboardInterrupt):
+        colorize_video(make_clip("basic.mp4"), tmp_path / "out.mkv", tiny_colorizer, config)
+    assert [t.name for t in started] == ["decode"]
+    started[0].join(timeout=120)
+    assert not started[0].is_alive()
