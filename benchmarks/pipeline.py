@@ -5,7 +5,7 @@ alone on ready batches at the render size, of temporal smoothing alone, and of t
 pipeline with and without smoothing; the peak resident memory of this process and of its
 ffmpeg children; the most temporary disk the pipeline used beside the output.
 
-    python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N]
+    python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N] [--preset P]
 
 Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from
 ../shared/data/video/bigbuckbunny.mp4.
@@ -14,6 +14,7 @@ Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import subprocess
@@ -68,15 +69,15 @@ def make_clip(folder: Path) -> Path:
     return clip
 
 
-def bench_io(clip: Path, out: Path, batch: int) -> float:
+def bench_io(clip: Path, out: Path, batch: int, preset: str) -> float:
     """Decode the Y planes and encode them with grey chroma: the pipeline's ffmpeg cost."""
     info = probe(clip)
-    settings = encode_settings(info)
+    settings = encode_settings(info, preset=preset)
     mid = 1 << (plane_depth(info) - 1)
     start = time.perf_counter()
     with FrameReader(info) as reader, FrameWriter(settings, out) as writer:
         for planes in reader.batches(batch):
-            grey = np.full((planes.shape[0], 2, *planes.shape[1:]), mid, planes.dtype)
+            grey = np.full((planes.shape[0], 2, *settings.chroma_size), mid, planes.dtype)
             writer.write(planes, grey)
     return info.frame_count / (time.perf_counter() - start)
 
@@ -114,12 +115,12 @@ def tree_rss(pid: int) -> int:
 
 
 def bench_pipeline(
-    clip: Path, folder: Path, model: str, batch: int, smooth: bool
+    clip: Path, folder: Path, model: str, config: RenderConfig
 ) -> tuple[float, int, int]:
     """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output,
     peak resident bytes of this process and its ffmpeg children together)."""
-    colorizer = load_colorizer(model, "cpu", batch_size=batch)
-    out_dir = folder / ("smooth" if smooth else "plain")
+    colorizer = load_colorizer(model, "cpu", batch_size=config.batch_size)
+    out_dir = folder / ("smooth" if config.smooth else "plain")
     out_dir.mkdir()
     peak = [0, 0]
     done = threading.Event()
@@ -135,9 +136,7 @@ def bench_pipeline(
     watcher.start()
     start = time.perf_counter()
     try:
-        result = colorize_video(
-            clip, out_dir / "out.mp4", colorizer, RenderConfig(batch_size=batch, smooth=smooth)
-        )
+        result = colorize_video(clip, out_dir / "out.mp4", colorizer, config)
     finally:
         done.set()
         watcher.join()
@@ -150,24 +149,26 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--preset", default="medium", help="libx264 speed preset")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip = args.clip or make_clip(folder)
         info = probe(clip)
-        io_fps = bench_io(clip, folder / "io.mkv", args.batch_size)
+        io_fps = bench_io(clip, folder / "io.mkv", args.batch_size, args.preset)
         model_fps, smooth_fps, render = bench_model(clip, args.model, args.batch_size)
-        plain_fps, _, _ = bench_pipeline(clip, folder, args.model, args.batch_size, smooth=False)
-        full_fps, disk, rss_tree = bench_pipeline(
-            clip, folder, args.model, args.batch_size, smooth=True
-        )
+        config = RenderConfig(batch_size=args.batch_size, preset=args.preset, smooth=False)
+        plain_fps, _, _ = bench_pipeline(clip, folder, args.model, config)
+        config = dataclasses.replace(config, smooth=True)
+        full_fps, disk, rss_tree = bench_pipeline(clip, folder, args.model, config)
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
     print(
         f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
         f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
-        f"batch {args.batch_size}; {os.cpu_count()} CPUs; torch {torch.__version__}"
+        f"batch {args.batch_size}; libx264 preset {args.preset}; {os.cpu_count()} CPUs; "
+        f"torch {torch.__version__}"
     )
     print()
     print("| stage | frames/s |")

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .errors import DeoldifyError, UsageError
+from .media.writer import CODECS, PRESETS
 from .types import ProgressEvent, RenderConfig
 
 if TYPE_CHECKING:
@@ -37,8 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (default: INPUT_colorized.EXT beside it)")
     _add_model_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
-    p.add_argument("--codec", default="libx264", choices=["libx264", "libx265", "ffv1", "prores"])
+    p.add_argument("--codec", default="libx264", choices=CODECS)
     p.add_argument("--crf", type=int, default=17, help="libx264/libx265 quality, 0-51 (default 17)")
+    p.add_argument(
+        "--preset",
+        default="medium",
+        choices=PRESETS,
+        help="libx264/libx265 speed: a faster preset leaves more CPU to the model (default medium)",
+    )
     p.add_argument("--no-smooth", action="store_true", help="turn temporal smoothing off")
     p.add_argument(
         "--smooth-strength",
@@ -234,6 +241,7 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         device=args.device,
         codec=args.codec,
         crf=args.crf,
+        preset=args.preset,
         smooth=not args.no_smooth,
         smooth_strength=args.smooth_strength,
     )

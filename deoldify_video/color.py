@@ -106,16 +106,17 @@ def luma_to_unit(plane: np.ndarray, bit_depth: int, full_range: bool) -> torch.T
 def chroma_to_planes(
     chroma: torch.Tensor, size: tuple[int, int], bit_depth: int, full_range: bool
 ) -> np.ndarray:
-    """Model chroma -> integer U, V planes at full frame size.
+    """Model chroma -> integer U, V planes of the size the encoder takes.
 
     Args:
         chroma: ``(N, 2, h, w)`` (Cb, Cr) in ``[-0.5, 0.5]``, at any (render) size.
-        size: ``(height, width)`` of the output frame.
+        size: ``(height, width)`` of the output chroma planes (the frame's size for 4:4:4,
+            half of it for 4:2:0).
         bit_depth: bits per sample of the output planes (8 -> uint8, more -> uint16).
         full_range: "pc" range when True, "tv" range otherwise.
 
     Returns:
-        ``(N, 2, height, width)`` uint8 or uint16 array; bilinear upsampling.
+        ``(N, 2, height, width)`` uint8 or uint16 array; bilinear resampling.
     """
     _check_channels(chroma, 2, "chroma")
     height, width = size

@@ -122,7 +122,7 @@ def plan_video(
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
     plans = tuple(muxing.plan_streams(info, output, config.codec))
-    settings = encode_settings(info, config.codec, config.crf)
+    settings = encode_settings(info, config.codec, config.crf, config.preset)
     return VideoJob(source, output, info, plans, settings, config)
 
 
@@ -323,7 +323,7 @@ def encode_colour_video(
     colored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
     errors: list[BaseException] = []
-    size = (settings.height, settings.width)
+    chroma_size = settings.chroma_size
     segment = work.segment
     written = [0]
 
@@ -350,7 +350,7 @@ def encode_colour_video(
                     if skip == luma_planes.shape[0]:
                         continue
                     chroma = color.convert_chroma(luma_small[skip:], chroma[skip:], matrix)
-                    planes = color.chroma_to_planes(chroma, size, depth, full)
+                    planes = color.chroma_to_planes(chroma, chroma_size, depth, full)
                     writer.write(luma_planes[skip:], planes)
                     written[0] += luma_planes.shape[0] - skip
                 if stop.is_set():

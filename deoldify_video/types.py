@@ -100,6 +100,8 @@ class RenderConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         codec: ``"libx264"``, ``"libx265"``, ``"ffv1"`` or ``"prores"``.
         crf: constant rate factor for libx264/libx265 (0-51), ignored by the others.
+        preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``), ignored
+            by the others.
         smooth: apply temporal smoothing.
         smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
             (see :class:`deoldify_video.temporal.SmoothingConfig`).
@@ -111,6 +113,7 @@ class RenderConfig:
     device: str = "auto"
     codec: str = "libx264"
     crf: int = 17
+    preset: str = "medium"
     smooth: bool = True
     smooth_strength: float = 0.6
 

@@ -150,26 +150,35 @@ def test_reader_command_is_an_argument_list(make_clip):
 
 
 def test_writer_command_keeps_geometry_and_tags(make_clip, rotated_clip):
-    settings = encode_settings(probe(make_clip("anamorphic.mp4")), "libx264", 20)
+    settings = encode_settings(probe(make_clip("anamorphic.mp4")), "libx264", 20, "veryfast")
     cmd = writer_command(settings, "out.mkv")
     assert cmd[cmd.index("-framerate") + 1] == "30000/1001"
     assert "setsar=sar=4/3:max=65535" in cmd
     assert cmd[cmd.index("-crf") + 1] == "20"
+    assert cmd[cmd.index("-preset") + 1] == "veryfast"
     assert cmd[cmd.index("-colorspace") + 1] == "bt709"
+    assert cmd[cmd.index("-pix_fmt") + 1] == "yuv420p"  # fed as 4:2:0: no conversion
     assert cmd[cmd.index("-pix_fmt", cmd.index("pipe:0")) + 1] == "yuv420p"
+    assert settings.chroma_size == (settings.height // 2, settings.width // 2)
     odd = encode_settings(probe(make_clip("odd.mkv")))
-    assert odd.output_pix_fmt == "yuv444p"  # 4:2:0 cannot hold 321x241
-    assert encode_settings(probe(make_clip("tenbit.mkv"))).output_pix_fmt == "yuv420p10le"
+    assert odd.output_pix_fmt == odd.input_pix_fmt == "yuv444p"  # 4:2:0 cannot hold 321x241
+    assert odd.chroma_size == (241, 321)
+    tenbit = encode_settings(probe(make_clip("tenbit.mkv")))
+    assert tenbit.output_pix_fmt == tenbit.input_pix_fmt == "yuv420p10le"
+    prores = encode_settings(probe(make_clip("basic.mp4")), "prores")
+    assert (prores.input_pix_fmt, prores.output_pix_fmt) == ("yuv444p", "yuv422p10le")
     rotated = encode_settings(probe(rotated_clip))
     assert (rotated.width, rotated.height) == (144, 176)
 
 
-def test_writer_rejects_bad_codec_and_crf(make_clip):
+def test_writer_rejects_bad_codec_crf_and_preset(make_clip):
     info = probe(make_clip("basic.mp4"))
     with pytest.raises(UsageError, match="codec"):
         encode_settings(info, "mpeg2")
     with pytest.raises(UsageError, match="crf"):
         encode_settings(info, "libx264", 60)
+    with pytest.raises(UsageError, match="unknown preset 'quick'"):
+        encode_settings(info, "libx264", 17, "quick")
 
 
 def test_stream_plans_per_container(make_clip):

@@ -226,3 +226,13 @@ def test_an_interrupt_as_the_threads_start_stops_them(
     assert [t.name for t in started] == ["decode"]
     started[0].join(timeout=120)
     assert not started[0].is_alive()
+
+
+def test_the_preset_reaches_the_encoder(tmp_path, make_clip, tiny_colorizer):
+    """x264 records its settings in the stream: the default (medium) uses CABAC, ultrafast not."""
+    source = make_clip("basic.mp4")
+    for preset, cabac in (("medium", b"cabac=1"), ("ultrafast", b"cabac=0")):
+        output = tmp_path / f"{preset}.mkv"
+        colorize_video(source, output, tiny_colorizer, RenderConfig(preset=preset))
+        assert cabac in output.read_bytes()
+        check_same_video(source, output)

@@ -21,6 +21,11 @@ from .reader import full_range, is_rgb_source, plane_depth
 log = logging.getLogger(__name__)
 
 CODECS = ("libx264", "libx265", "ffv1", "prores")
+# Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
+# and gives a slightly lower quality at the same CRF.
+PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class EncodeSettings:
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
         crf: quality for libx264/libx265.
+        preset: speed preset for libx264/libx265, one of :data:`PRESETS`.
     """
 
     width: int
@@ -49,10 +55,24 @@ class EncodeSettings:
     color_transfer: str
     codec: str = "libx264"
     crf: int = 17
+    preset: str = "medium"
+
+    @property
+    def chroma_subsampled(self) -> bool:
+        """The encoded chroma is 4:2:0, so the frames are fed as 4:2:0 too (half the data)."""
+        return self.output_pix_fmt.startswith("yuv420p")
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        """(height, width) of the U and V planes written to stdin."""
+        if self.chroma_subsampled:
+            return self.height // 2, self.width // 2
+        return self.height, self.width
 
     @property
     def input_pix_fmt(self) -> str:
-        return "yuv444p" if self.depth == 8 else "yuv444p10le"
+        layout = "420" if self.chroma_subsampled else "444"
+        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
 
     @property
     def output_pix_fmt(self) -> str:
@@ -64,12 +84,16 @@ class EncodeSettings:
         return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
 
 
-def encode_settings(info: VideoInfo, codec: str = "libx264", crf: int = 17) -> EncodeSettings:
+def encode_settings(
+    info: VideoInfo, codec: str = "libx264", crf: int = 17, preset: str = "medium"
+) -> EncodeSettings:
     """Settings that reproduce the source's geometry, range and colour tags."""
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
     if not 0 <= crf <= 51:
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     width, height = info.display_size
     sar = 1 / info.sar if info.rotation in (90, 270) else info.sar
     rgb = is_rgb_source(info)
@@ -85,14 +109,16 @@ def encode_settings(info: VideoInfo, codec: str = "libx264", crf: int = 17) -> E
         color_transfer=info.color_transfer,
         codec=codec,
         crf=crf,
+        preset=preset,
     )
 
 
 def writer_command(
     settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
 ) -> list[str]:
-    """ffmpeg call that reads raw 4:4:4 planes from stdin and writes a video-only file
-    (Matroska, or another ``muxer`` such as ``"nut"``, which keeps exact frame timestamps)."""
+    """ffmpeg call that reads raw planes (:attr:`EncodeSettings.input_pix_fmt`) from stdin
+    and writes a video-only file (Matroska, or another ``muxer`` such as ``"nut"``, which
+    keeps exact frame timestamps)."""
     s = settings
     rng = "pc" if s.full_range else "tv"
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
@@ -122,9 +148,9 @@ def colour_args(settings: EncodeSettings) -> list[str]:
 
 def _codec_args(s: EncodeSettings) -> list[str]:
     if s.codec == "libx264":
-        return ["-c:v", "libx264", "-preset", "medium", "-crf", str(s.crf)]
+        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf)]
     if s.codec == "libx265":
-        return ["-c:v", "libx265", "-preset", "medium", "-crf", str(s.crf),
+        return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf),
                 "-x265-params", "log-level=error"]  # fmt: skip
     if s.codec == "ffv1":
         return ["-c:v", "ffv1", "-level", "3"]
@@ -167,17 +193,19 @@ class FrameWriter:
 
         Args:
             luma: ``(n, H, W)`` Y planes (uint8, or uint16 holding 10-bit values).
-            chroma: ``(n, 2, H, W)`` U and V planes of the same dtype.
+            chroma: ``(n, 2, h, w)`` U and V planes of the same dtype, ``(h, w)`` being
+                :attr:`EncodeSettings.chroma_size` (half the frame's sides for 4:2:0).
         """
         s = self.settings
         if luma.ndim != 3 or luma.shape[1:] != (s.height, s.width):
             raise ValueError(f"luma must be (n, {s.height}, {s.width}), got {luma.shape}")
-        if chroma.shape != (luma.shape[0], 2, s.height, s.width) or chroma.dtype != luma.dtype:
+        if chroma.shape != (luma.shape[0], 2, *s.chroma_size) or chroma.dtype != luma.dtype:
             raise ValueError(f"chroma {chroma.shape} {chroma.dtype} does not match luma")
         proc = self._proc
         if proc is None or proc.stdin is None:
             raise RuntimeError("FrameWriter.write() needs the writer to be open")
-        frames = np.concatenate([luma[:, None], chroma], axis=1)
+        n = luma.shape[0]
+        frames = np.concatenate([luma.reshape(n, -1), chroma.reshape(n, -1)], axis=1)  # Y, U, V
         if frames.dtype != np.uint8:
             frames = frames.astype("<u2", copy=False)
         try:
