@@ -86,14 +86,21 @@ def segment_frames_for(fps: Fraction, seconds: float) -> int:
 
 
 def plan_segments(frame_count: int, segment_frames: int) -> tuple[Segment, ...]:
-    """Cut frames ``[0, frame_count)`` into segments of ``segment_frames`` (the last one may be
-    shorter)."""
+    """Cut frames ``[0, frame_count)`` into segments of ``segment_frames``.
+
+    A remainder shorter than half a segment joins the last full segment instead of becoming a
+    segment of its own (whose warm-up frames and start-up would cost more than its frames),
+    so segments hold between half and one and a half times ``segment_frames``, a video
+    shorter than that being one segment.
+    """
     if frame_count < 1 or segment_frames < 1:
         raise ValueError(f"cannot plan {frame_count} frames in segments of {segment_frames}")
-    starts = range(0, frame_count, segment_frames)
+    starts = list(range(0, frame_count, segment_frames))
+    if len(starts) > 1 and frame_count - starts[-1] < segment_frames / 2:
+        starts.pop()
+    ends = [*starts[1:], frame_count]
     return tuple(
-        Segment(i, start, min(start + segment_frames, frame_count))
-        for i, start in enumerate(starts)
+        Segment(i, start, end) for i, (start, end) in enumerate(zip(starts, ends, strict=True))
     )
 
 

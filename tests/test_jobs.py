@@ -30,16 +30,24 @@ from .conftest import DATA
 
 
 def test_segments_cover_every_frame_once():
-    segments = jobs.plan_segments(103, 25)
+    segments = jobs.plan_segments(113, 25)
     assert [(s.start, s.end) for s in segments] == [
         (0, 25),
         (25, 50),
         (50, 75),
         (75, 100),
-        (100, 103),
+        (100, 113),
     ]
     assert [s.index for s in segments] == [0, 1, 2, 3, 4]
+    # a tail shorter than half a segment joins the last one
+    assert [(s.start, s.end) for s in jobs.plan_segments(112, 25)] == [
+        (0, 25),
+        (25, 50),
+        (50, 75),
+        (75, 112),
+    ]
     assert jobs.plan_segments(5, 10) == (Segment(0, 0, 5),)
+    assert jobs.plan_segments(14, 10) == (Segment(0, 0, 14),)
     with pytest.raises(ValueError):
         jobs.plan_segments(0, 10)
 
