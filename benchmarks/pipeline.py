@@ -2,10 +2,13 @@
 
 Prints a table: frames/s of ffmpeg decode + encode alone (grey chroma, no model), of the model
 alone on ready batches at the render size, of temporal smoothing alone, and of the whole
-pipeline with and without smoothing; the peak resident memory of this process and of its
-ffmpeg children; the most temporary disk the pipeline used beside the output.
+pipeline with and without smoothing (each the median of --repeat runs); the CPU time per frame
+of the first two, and the most frames/s the machine's cores allow when both share them; the
+peak resident memory of this process and of its ffmpeg children; the most temporary disk the
+pipeline used beside the output.
 
     python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N] [--preset P]
+                                  [--repeat N]
 
 Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from
 ../shared/data/video/bigbuckbunny.mp4.
@@ -17,12 +20,14 @@ import argparse
 import dataclasses
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -69,34 +74,47 @@ def make_clip(folder: Path) -> Path:
     return clip
 
 
-def bench_io(clip: Path, out: Path, batch: int, preset: str) -> float:
-    """Decode the Y planes and encode them with grey chroma: the pipeline's ffmpeg cost."""
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bench_io(clip: Path, out: Path, batch: int, preset: str) -> tuple[float, float]:
+    """Decode the Y planes and encode them with grey chroma: the pipeline's ffmpeg cost.
+
+    Returns (frames/s, CPU seconds per frame, ffmpeg's and the Python side's together)."""
     info = probe(clip)
     settings = encode_settings(info, preset=preset)
     mid = 1 << (plane_depth(info) - 1)
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     with FrameReader(info) as reader, FrameWriter(settings, out) as writer:
         for planes in reader.batches(batch):
             grey = np.full((planes.shape[0], 2, *settings.chroma_size), mid, planes.dtype)
             writer.write(planes, grey)
-    return info.frame_count / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return info.frame_count / wall, cpu / info.frame_count
 
 
-def bench_model(clip: Path, model: str, batch: int, frames: int = 64) -> tuple[float, float, str]:
-    """(model frames/s, smoothing frames/s, render size) on the clip's first frames."""
+def bench_model(
+    clip: Path, model: str, batch: int, frames: int = 64
+) -> tuple[float, float, float, str]:
+    """(model frames/s, its CPU seconds per frame, smoothing frames/s, render size) on the
+    clip's first frames."""
     info = probe(clip)
     colorizer = load_colorizer(model, "cpu", batch_size=batch)
     with FrameReader(info, count=frames) as reader:
         planes = np.concatenate(list(reader.batches(batch)))
     luma = colorizer.to_render_size(color.luma_to_unit(planes, plane_depth(info), full_range(info)))
     colorizer.predict(luma[:batch])  # warm-up
-    start = time.perf_counter()
+    cpu, start = cpu_seconds(), time.perf_counter()
     chroma = colorizer.predict(luma)
-    fps = frames / (time.perf_counter() - start)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     smooth_start = time.perf_counter()
     smooth_chroma(luma, chroma, None, SmoothingConfig())
     smooth_fps = frames / (time.perf_counter() - smooth_start)
-    return fps, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
+    return frames / wall, cpu / frames, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
 
 
 def tree_rss(pid: int) -> int:
@@ -120,8 +138,7 @@ def bench_pipeline(
     """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output,
     peak resident bytes of this process and its ffmpeg children together)."""
     colorizer = load_colorizer(model, "cpu", batch_size=config.batch_size)
-    out_dir = folder / ("smooth" if config.smooth else "plain")
-    out_dir.mkdir()
+    out_dir = Path(tempfile.mkdtemp(dir=folder))
     peak = [0, 0]
     done = threading.Event()
 
@@ -150,20 +167,32 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--preset", default="medium", help="libx264 speed preset")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (median)")
     args = parser.parse_args()
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clip = args.clip or make_clip(folder)
         info = probe(clip)
-        io_fps = bench_io(clip, folder / "io.mkv", args.batch_size, args.preset)
-        model_fps, smooth_fps, render = bench_model(clip, args.model, args.batch_size)
-        config = RenderConfig(batch_size=args.batch_size, preset=args.preset, smooth=False)
-        plain_fps, _, _ = bench_pipeline(clip, folder, args.model, config)
-        config = dataclasses.replace(config, smooth=True)
-        full_fps, disk, rss_tree = bench_pipeline(clip, folder, args.model, config)
+        plain = RenderConfig(batch_size=args.batch_size, preset=args.preset, smooth=False)
+        smooth = dataclasses.replace(plain, smooth=True)
+        runs: dict[str, list[Any]] = {"io": [], "model": [], "plain": [], "smooth": []}
+        for _ in range(args.repeat):  # interleaved, so that a busy moment touches all alike
+            runs["io"].append(bench_io(clip, folder / "io.mkv", args.batch_size, args.preset))
+            runs["model"].append(bench_model(clip, args.model, args.batch_size))
+            runs["plain"].append(bench_pipeline(clip, folder, args.model, plain))
+            runs["smooth"].append(bench_pipeline(clip, folder, args.model, smooth))
+    io_fps, io_cpu = (median(runs["io"], i) for i in range(2))
+    model_fps, model_cpu, smooth_fps = (median(runs["model"], i) for i in range(3))
+    render = runs["model"][0][3]
+    plain_fps = median(runs["plain"], 0)
+    full_fps = median(runs["smooth"], 0)
+    disk = max(run[1] for run in runs["plain"] + runs["smooth"])
+    rss_tree = max(run[2] for run in runs["plain"] + runs["smooth"])
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
+    cores = os.cpu_count() or 1
+    shared = min(slower, cores / (io_cpu + model_cpu))
     print(
         f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
         f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
@@ -180,11 +209,20 @@ def main() -> int:
         print(f"| whole pipeline, {label} | {fps:.1f} ({fps / slower:.2f} x the slower part) |")
     print()
     print(
+        f"CPU per frame: ffmpeg decode + encode {io_cpu * 1e3:.0f} ms, model {model_cpu * 1e3:.0f} "
+        f"ms; sharing {cores} cores they allow at most {shared:.1f} frames/s "
+        f"(the pipeline reaches {plain_fps / shared:.2f} x that without smoothing)"
+    )
+    print(
         f"peak RSS: {rss_self:.0f} MiB (this process, whole run); {rss_tree / 2**20:.0f} MiB "
         "(the pipeline with its ffmpeg processes, sampled every 50 ms)"
     )
     print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")
     return 0
+
+
+def median(runs: list[Any], field: int) -> float:
+    return statistics.median(run[field] for run in runs)
 
 
 if __name__ == "__main__":

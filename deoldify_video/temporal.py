@@ -25,9 +25,6 @@ fast as ``strength ** k``, a segment that starts from ``state=None`` and is fed
 :func:`warmup_frames` frames before its first frame reproduces an uninterrupted run to within
 ``tolerance`` (see :func:`warmup_frames`).
 
-:func:`smooth_chroma_bidirectional` adds a backward pass over a segment held in memory and
-averages the two, which removes the forward filter's lag behind real changes of colour.
-
 The smoothing works on chroma at render resolution; the caller restores the full-resolution
 source luminance afterwards (see :mod:`deoldify_video.color`).
 """
@@ -175,43 +172,6 @@ def smooth_chroma(
         out[i], state = _step(lumas[i, 0], chromas[i], state, config)
     assert state is not None
     return torch.from_numpy(out).to(device=chroma.device, dtype=chroma.dtype), state
-
-
-def smooth_chroma_bidirectional(
-    luma: torch.Tensor,
-    chroma: torch.Tensor,
-    config: SmoothingConfig | None = None,
-    lead: int = 0,
-    tail: int = 0,
-) -> torch.Tensor:
-    """Smooth a whole segment forwards and backwards and average the passes: no colour lag.
-
-    The forward pass of :func:`smooth_chroma` follows a change of colour with a lag of about
-    ``strength / (1 - strength)`` frames; averaging it with the same filter run backwards
-    gives a symmetric filter without lag (and a little less noise). Both passes restart at
-    cuts, so no colour crosses a cut in either direction. The whole segment is held in memory.
-
-    To make segments independent, pass :func:`warmup_frames` extra frames on each side:
-    ``lead`` frames before the segment and ``tail`` after it; they are smoothed but not
-    returned.
-
-    Args:
-        luma: ``(N, 1, h, w)`` source luminance in ``[0, 1]`` at render size.
-        chroma: ``(N, 2, h, w)`` model (Cb, Cr) in ``[-0.5, 0.5]``, same size as ``luma``.
-        config: smoothing settings; the defaults when None.
-        lead: warm-up frames at the start of ``luma`` and ``chroma``.
-        tail: warm-up frames at their end; ``lead + tail < N``.
-
-    Returns:
-        ``(N - lead - tail, 2, h, w)`` smoothed chroma in ``[-0.5, 0.5]``, dtype and device of
-        ``chroma``.
-    """
-    if lead < 0 or tail < 0 or lead + tail >= len(chroma):
-        raise ValueError(f"lead {lead} and tail {tail} leave no frame of {len(chroma)}")
-    forward, _ = smooth_chroma(luma, chroma, None, config)
-    backward, _ = smooth_chroma(luma.flip(0), chroma.flip(0), None, config)
-    both = (forward + backward.flip(0)) / 2
-    return both[lead : len(both) - tail]
 
 
 def detect_cuts(

@@ -26,7 +26,6 @@ from deoldify_video.temporal import (
     cut_scores,
     detect_cuts,
     smooth_chroma,
-    smooth_chroma_bidirectional,
     warmup_frames,
 )
 
@@ -296,40 +295,6 @@ def test_bad_inputs_are_refused() -> None:
     for strength in (-0.1, 1.0):
         with pytest.raises(UsageError):
             SmoothingConfig(strength=strength)
-
-
-def test_backward_pass_removes_the_lag() -> None:
-    """A static scene whose colour drifts steadily: the forward filter lags, both passes do not."""
-    rng = np.random.default_rng(4)
-    texture = cv2.GaussianBlur(rng.random((48, 64)).astype(np.float32), (0, 0), 2.0)
-    n, step = 40, 0.005
-    luma = torch.from_numpy(texture).expand(n, 1, 48, 64).contiguous()
-    chroma = torch.zeros(n, 2, 48, 64)
-    chroma[:, 0] = torch.arange(n, dtype=torch.float32)[:, None, None] * step - 0.1
-    middle = slice(15, n - 15)
-    forward = run(luma, chroma, SmoothingConfig(), batch=8)
-    both = smooth_chroma_bidirectional(luma, chroma, SmoothingConfig())
-    # The forward lag is strength / (1 - strength) = 1.5 steps of colour.
-    assert (forward - chroma)[middle, 0].abs().mean() == pytest.approx(1.5 * step, rel=0.05)
-    assert (both - chroma)[middle].abs().max() < 0.05 * step
-
-
-@needs_data
-def test_backward_pass_segments_are_independent(clip: Clip, flickered: torch.Tensor) -> None:
-    config = SmoothingConfig()
-    tolerance = 1.0 / 512
-    k = warmup_frames(config, tolerance)
-    whole = smooth_chroma_bidirectional(clip.luma, flickered, config)
-    start, end = SHOT - 2, SHOT + 2  # a segment across the first cut
-    frames = slice(start - k, end + k)
-    segment = smooth_chroma_bidirectional(clip.luma[frames], flickered[frames], config, k, k)
-    assert (segment - whole[start:end]).abs().max() <= tolerance
-    # Neither pass carries colour over a cut: a shot smoothed alone is smoothed the same.
-    shot = slice(SHOT, 2 * SHOT)
-    alone = smooth_chroma_bidirectional(clip.luma[shot], flickered[shot], config)
-    assert torch.equal(alone, whole[shot])
-    with pytest.raises(ValueError, match="lead"):
-        smooth_chroma_bidirectional(clip.luma[:4], flickered[:4], config, lead=2, tail=2)
 
 
 @pytest.mark.parametrize("size", [(6, 10), (191, 257), (480, 17)])
