@@ -122,7 +122,8 @@ def plan_video(
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
     plans = tuple(muxing.plan_streams(info, output, config.codec))
-    settings = encode_settings(info, config.codec, config.crf, config.preset)
+    b_frames = muxing.muxer_for(output) != "avi"
+    settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     return VideoJob(source, output, info, plans, settings, config)
 
 
@@ -518,7 +519,8 @@ def _mux(video: Path, job: VideoJob, output: Path) -> None:
     """Mux the colour video with the source's other streams into ``output`` (via a ``.part``)."""
     part = jobs.part_path(output)
     try:
-        muxing.mux(video, job.info, list(job.plans), part, muxing.muxer_for(output))
+        muxer = muxing.muxer_for(output)
+        muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec)
         jobs.sync_file(part)
         os.replace(part, output)
     finally:

@@ -63,6 +63,9 @@ def test_probe_counts_frames_of_real_clips():
 def test_variable_rate_detection_ignores_rounding():
     assert not is_variable_rate([0, 33, 67, 100, 133, 167, 200])  # 29.97 fps in milliseconds
     assert is_variable_rate([0, 40, 80, 200, 240, 400])
+    assert not is_variable_rate([0, 8, 17, 25, 33, 42])  # 120 fps in milliseconds
+    assert not is_variable_rate([0, 1, 2, 3, 4, 5])  # AVI: one tick per frame
+    assert is_variable_rate([0, 2, 3, 4, 5, 6])  # ... and a frame missing
 
 
 @pytest.mark.parametrize(
@@ -198,7 +201,7 @@ def test_stream_plans_per_container(make_clip):
 def test_mux_command_copies_every_stream(make_clip):
     info = probe(make_clip("multi.mkv"))
     plans = mux.plan_streams(info, Path("o.mkv"), "libx264")
-    cmd = mux.mux_command("video.mkv", info, plans, "o.mkv.part", "matroska")
+    cmd = mux.mux_command("video.mkv", info, plans, "o.mkv.part", "matroska", "libx264")
     assert cmd[cmd.index("-c") + 1] == "copy"
     assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "-map"] == ["0:v:0", "1:1", "1:2", "1:3"]
     assert cmd[cmd.index("-map_chapters") + 1] == "1"

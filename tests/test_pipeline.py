@@ -89,7 +89,17 @@ def check_same_video(source: Path, output: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["basic.mp4", "odd.mkv", "tenbit.mkv", "vfr.mkv", "anamorphic.mp4", "silent.mp4"]
+    "name",
+    [
+        "basic.mp4",
+        "odd.mkv",
+        "tenbit.mkv",
+        "vfr.mkv",
+        "anamorphic.mp4",
+        "silent.mp4",
+        "bframes.avi",
+        "dropped.avi",
+    ],
 )
 def test_output_keeps_frames_luma_geometry_and_audio(tmp_path, make_clip, tiny_colorizer, name):
     source = make_clip(name)

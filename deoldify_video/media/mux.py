@@ -113,9 +113,11 @@ def mux_command(
     plans: list[StreamPlan],
     out_path: str | Path,
     muxer: str,
+    codec: str,
 ) -> list[str]:
-    """ffmpeg call that joins the colour video with the source's other streams, metadata and
-    chapters, stream-copying everything but the listed subtitle conversions.
+    """ffmpeg call that joins the colour video (encoded with ``codec``) with the source's other
+    streams, metadata and chapters, stream-copying everything but the listed subtitle
+    conversions.
 
     The colour video is shifted to the source video's start time so that audio stays in sync.
     """
@@ -127,6 +129,8 @@ def mux_command(
         cmd += ["-map", f"1:{plan.stream.index}"]
     cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
     cmd += ["-c", "copy"]
+    if muxer == "avi" and codec == "libx264":  # AVI holds H.264 only in Annex B form
+        cmd += ["-bsf:v:0", "h264_mp4toannexb"]
     for out_index, plan in enumerate(plans, start=1):
         if plan.codec != "copy":
             cmd += [f"-c:{out_index}", plan.codec]
@@ -141,12 +145,14 @@ def mux(
     plans: list[StreamPlan],
     out_path: str | Path,
     muxer: str,
+    codec: str,
 ) -> None:
     """Run :func:`mux_command`, logging each conversion as a warning."""
     for plan in plans:
         if plan.note:
             log.warning("%s", plan.note)
-    run(mux_command(video_path, info, plans, out_path, muxer), EncodeError, what="muxing")
+    command = mux_command(video_path, info, plans, out_path, muxer, codec)
+    run(command, EncodeError, what="muxing")
 
 
 def retime_command(

@@ -21,12 +21,13 @@ def probe_command(path: str | Path) -> list[str]:
     ]  # fmt: skip
 
 
-def timestamps_command(path: str | Path, video_index: int, entry: str = "pts") -> list[str]:
-    """ffprobe call that lists one timestamp field (``pts`` in ticks or ``pts_time`` in
-    seconds) of every packet of one video stream."""
+def timestamps_command(path: str | Path, video_index: int, unit: str = "") -> list[str]:
+    """ffprobe call that lists the presentation and decoding timestamps of every packet of one
+    video stream, in ticks of the stream's time base (``unit=""``) or in seconds
+    (``unit="_time"``), one ``pts,dts`` line each."""
     return [
         "ffprobe", "-v", "error", "-select_streams", str(video_index),
-        "-show_entries", f"packet={entry}", "-of", "csv=p=0", str(path),
+        "-show_entries", f"packet=pts{unit},dts{unit}", "-of", "csv=p=0", str(path),
     ]  # fmt: skip
 
 
@@ -99,30 +100,39 @@ def probe(path: str | Path) -> VideoInfo:
 
 def frame_timestamps(path: str | Path, video_index: int) -> list[int]:
     """Sorted presentation timestamps (in stream time-base ticks) of every video packet."""
-    return sorted(int(v) for v in _packet_field(path, video_index, "pts") if _int(v))
+    return sorted(int(v) for v in _packet_times(path, video_index, ""))
 
 
 def frame_times(path: str | Path, video_index: int) -> list[float]:
     """Sorted presentation times in seconds of every video packet (= every decoded frame)."""
-    values = _packet_field(path, video_index, "pts_time")
-    return sorted(float(v) for v in values if re.fullmatch(r"-?\d+(\.\d+)?", v))
+    return sorted(float(v) for v in _packet_times(path, video_index, "_time"))
 
 
-def _packet_field(path: str | Path, video_index: int, entry: str) -> list[str]:
-    out = run(timestamps_command(path, video_index, entry), what="ffprobe").stdout.decode()
-    return [line.strip().rstrip(",") for line in out.splitlines()]
+def _packet_times(path: str | Path, video_index: int, unit: str) -> list[str]:
+    """Each packet's presentation timestamp, or its decoding timestamp where it has none
+    (AVI stores no presentation times for streams with B-frames; its frames are evenly
+    spaced, so the decoding times give the same sorted timeline)."""
+    out = run(timestamps_command(path, video_index, unit), what="ffprobe").stdout.decode()
+    times = []
+    for line in out.splitlines():
+        known = [v for v in line.strip().split(",") if re.fullmatch(r"-?\d+(\.\d+)?", v)]
+        if known:
+            times.append(known[0])
+    return times
 
 
 def is_variable_rate(pts: list[int]) -> bool:
     """True when the gaps between sorted timestamps differ by more than rounding.
 
-    A rounded time base (1/1000 s for 29.97 fps gives 33 and 34 ms) is not variable.
+    A rounded time base (1/1000 s for 29.97 fps gives 33 and 34 ms) is not variable, but where
+    one tick is a whole frame (AVI's time base) nothing is rounded and a gap of two ticks is a
+    missing frame.
     """
     gaps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False))
     if len(gaps) < 2:
         return False
     median = gaps[len(gaps) // 2]
-    tolerance = max(2, median // 10)
+    tolerance = max(1, median // 10) if median > 1 else 0
     return any(abs(g - median) > tolerance for g in gaps)
 
 

@@ -42,6 +42,8 @@ class EncodeSettings:
         codec: one of :data:`CODECS`.
         crf: quality for libx264/libx265.
         preset: speed preset for libx264/libx265, one of :data:`PRESETS`.
+        b_frames: let libx264/libx265 use B-frames; off for AVI, which stores no presentation
+            times, so that a frame's decoding time is its presentation time.
     """
 
     width: int
@@ -56,6 +58,7 @@ class EncodeSettings:
     codec: str = "libx264"
     crf: int = 17
     preset: str = "medium"
+    b_frames: bool = True
 
     @property
     def chroma_subsampled(self) -> bool:
@@ -85,7 +88,11 @@ class EncodeSettings:
 
 
 def encode_settings(
-    info: VideoInfo, codec: str = "libx264", crf: int = 17, preset: str = "medium"
+    info: VideoInfo,
+    codec: str = "libx264",
+    crf: int = 17,
+    preset: str = "medium",
+    b_frames: bool = True,
 ) -> EncodeSettings:
     """Settings that reproduce the source's geometry, range and colour tags."""
     if codec not in CODECS:
@@ -110,6 +117,7 @@ def encode_settings(
         codec=codec,
         crf=crf,
         preset=preset,
+        b_frames=b_frames,
     )
 
 
@@ -147,10 +155,11 @@ def colour_args(settings: EncodeSettings) -> list[str]:
 
 
 def _codec_args(s: EncodeSettings) -> list[str]:
+    no_b_frames = [] if s.b_frames else ["-bf", "0"]
     if s.codec == "libx264":
-        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf)]
+        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames]
     if s.codec == "libx265":
-        return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf),
+        return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
                 "-x265-params", "log-level=error"]  # fmt: skip
     if s.codec == "ffv1":
         return ["-c:v", "ffv1", "-level", "3"]
