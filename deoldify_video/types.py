@@ -44,6 +44,8 @@ class VideoInfo:
         color_space, color_primaries, color_transfer: ffprobe's tags, "" if unknown.
         codec: the video codec name.
         video_index: the container index of the video stream used.
+        field_order: ``"tt"``, ``"bb"``, ``"tb"`` or ``"bt"`` for interlaced video (ffprobe's
+            names: which field is coded, then displayed, first), "" for progressive or unknown.
         start_time: the video stream's first timestamp in seconds.
         format_start_time: the container's earliest timestamp in seconds (any stream).
         streams: every other stream (audio, subtitles, attachments).
@@ -67,6 +69,7 @@ class VideoInfo:
     color_transfer: str
     codec: str
     video_index: int
+    field_order: str = ""
     start_time: float = 0.0
     format_start_time: float = 0.0
     streams: tuple[StreamInfo, ...] = ()

@@ -72,6 +72,7 @@ def check_same_video(source: Path, output: Path) -> None:
     assert out.frame_count == src.frame_count
     assert out.display_size == src.display_size
     assert out.rotation == 0
+    assert out.field_order == ("" if src.rotation else src.field_order)
     sar_in = src.sar if src.rotation in (0, 180) else 1 / src.sar
     assert out.sar == sar_in
     if src.color_space:
@@ -99,11 +100,12 @@ def check_same_video(source: Path, output: Path) -> None:
         "silent.mp4",
         "bframes.avi",
         "dropped.avi",
+        "interlaced.mpg",
     ],
 )
 def test_output_keeps_frames_luma_geometry_and_audio(tmp_path, make_clip, tiny_colorizer, name):
     source = make_clip(name)
-    output = tmp_path / f"out{source.suffix}"
+    output = tmp_path / f"out{default_output_path(source).suffix}"  # .mpg -> .mkv
     result = colorize_video(source, output, tiny_colorizer)
     assert result.output == output and result.frames == probe(source).frame_count
     check_same_video(source, output)

@@ -84,6 +84,7 @@ def probe(path: str | Path) -> VideoInfo:
         rotation=_rotation(video),
         sar=_ratio(video.get("sample_aspect_ratio")),
         pix_fmt=str(video.get("pix_fmt", "")),
+        field_order=_field_order(video),
         bit_depth=_bit_depth(video),
         color_range=str(video.get("color_range", "")).replace("unknown", ""),
         color_space=str(video.get("color_space", "")).replace("unknown", ""),
@@ -134,6 +135,11 @@ def is_variable_rate(pts: list[int]) -> bool:
     median = gaps[len(gaps) // 2]
     tolerance = max(1, median // 10) if median > 1 else 0
     return any(abs(g - median) > tolerance for g in gaps)
+
+
+def _field_order(stream: dict[str, Any]) -> str:
+    order = str(stream.get("field_order", ""))
+    return order if order in ("tt", "bb", "tb", "bt") else ""
 
 
 def _listed_frames(fmt: dict[str, Any], stream: dict[str, Any]) -> int | None:

@@ -44,6 +44,8 @@ class EncodeSettings:
         preset: speed preset for libx264/libx265, one of :data:`PRESETS`.
         b_frames: let libx264/libx265 use B-frames; off for AVI, which stores no presentation
             times, so that a frame's decoding time is its presentation time.
+        field_order: the source's interlacing (see :class:`VideoInfo`), "" for progressive;
+            interlaced frames are encoded as such (libx264, prores) and tagged.
     """
 
     width: int
@@ -59,6 +61,7 @@ class EncodeSettings:
     crf: int = 17
     preset: str = "medium"
     b_frames: bool = True
+    field_order: str = ""
 
     @property
     def chroma_subsampled(self) -> bool:
@@ -118,6 +121,7 @@ def encode_settings(
         crf=crf,
         preset=preset,
         b_frames=b_frames,
+        field_order=info.field_order if not info.rotation else "",
     )
 
 
@@ -133,8 +137,15 @@ def writer_command(
     cmd += ["-f", "rawvideo", "-pix_fmt", s.input_pix_fmt, "-s", f"{s.width}x{s.height}"]
     cmd += ["-framerate", f"{s.fps.numerator}/{s.fps.denominator}", "-color_range", rng]
     cmd += ["-i", "pipe:0", "-map", "0:v"]
-    cmd += ["-vf", f"setsar=sar={s.sar.numerator}/{s.sar.denominator}:max=65535"]
+    filters = f"setsar=sar={s.sar.numerator}/{s.sar.denominator}:max=65535"
+    if s.field_order:  # the field displayed first: top for tt and bt
+        filters += ",setfield=" + ("tff" if s.field_order in ("tt", "bt") else "bff")
+    cmd += ["-vf", filters]
     cmd += _codec_args(s)
+    if s.field_order:
+        cmd += ["-field_order", s.field_order]
+        if s.codec in ("libx264", "prores"):
+            cmd += ["-flags", "+ildct+ilme"]
     cmd += ["-pix_fmt", s.output_pix_fmt, *colour_args(s)]
     return [*cmd, "-f", muxer, str(out_path)]
 
