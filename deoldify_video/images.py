@@ -7,15 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import color, deoldify_policy
 from .errors import ProbeError, UsageError
 from .inference import Colorizer
 
+# Pillow formats whose files can hold an alpha channel.
+_ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as RGB ``(H, W, 3)`` uint8 (alpha dropped, greyscale expanded).
+
+def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """An image file upright (its EXIF orientation applied) as RGB ``(H, W, 3)`` uint8
+    (greyscale expanded) and its alpha ``(H, W)`` uint8, or None when it has none.
 
     Raises:
         ProbeError: missing file, a directory, or not an image.
@@ -27,7 +31,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise ProbeError(f"{path}: is a directory, not an image")
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
+            upright = ImageOps.exif_transpose(img)
+            has_alpha = "A" in upright.getbands() or "transparency" in upright.info
+            if not has_alpha:
+                return np.asarray(upright.convert("RGB")), None
+            rgba = np.asarray(upright.convert("RGBA"))
+            return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
     except (UnidentifiedImageError, OSError) as exc:
         raise ProbeError(f"{path}: not an image that can be read ({exc})") from exc
 
@@ -79,17 +88,23 @@ def colorize_image(
 ) -> Path:
     """Colorize one image file into ``output_path`` (format from its extension).
 
-    Written to a temporary name and renamed when complete.
+    The result is upright (EXIF orientation applied) and keeps the source's transparency
+    where the output format can hold it (PNG, WebP, TIFF). Written to a temporary name and
+    renamed when complete.
     """
     source, output = Path(input_path), Path(output_path)
     if output.exists() and not overwrite:
         raise UsageError(f"{output}: already exists (pass --overwrite to replace it)")
     if output.resolve() == source.resolve():
         raise UsageError(f"{output}: the output would overwrite the input")
-    result = colorize_rgb(read_rgb(source), colorizer)
+    rgb, alpha = read_image(source)
+    result = colorize_rgb(rgb, colorizer)
+    fmt = _writer_format(output.suffix.lower()) or "PNG"
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        result = np.dstack([result, alpha])
     part = output.with_name(f".{output.name}.part")
     try:
-        Image.fromarray(result).save(part, format=_writer_format(output.suffix.lower()) or "PNG")
+        Image.fromarray(result).save(part, format=fmt)
         os.replace(part, output)
     finally:
         part.unlink(missing_ok=True)
