@@ -18,20 +18,24 @@ DATA = SHARED / "data"
 
 torch.set_num_threads(2)
 
+
+def _picture(size: str, rate: int | str) -> list[str]:
+    """ffmpeg input options of a lavfi test pattern."""
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+
+
+def _tone(frequency: int, sample_rate: int) -> list[str]:
+    """ffmpeg input options of a lavfi sine tone."""
+    return ["-f", "lavfi", "-i", f"sine=frequency={frequency}:sample_rate={sample_rate}"]
+
+
 # name -> ffmpeg arguments after "ffmpeg -v error -y" and before the output path.
-_SRC = "testsrc2=size={size}:rate={rate}"
 _CLIPS: dict[str, tuple[str, list[str]]] = {
     "basic.mp4": (
         "mp4",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=25),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
+            *_picture("320x240", 25),
+            *_tone(440, 48000),
             "-t",
             "1.2",
             "-c:v",
@@ -46,10 +50,7 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "odd.mkv": (
         "mkv",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="322x242", rate=25),
+            *_picture("322x242", 25),
             "-t",
             "0.8",
             "-vf",
@@ -63,14 +64,8 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "tenbit.mkv": (
         "mkv",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=24),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=300:sample_rate=44100",
+            *_picture("320x240", 24),
+            *_tone(300, 44100),
             "-t",
             "0.8",
             "-c:v",
@@ -85,14 +80,8 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "vfr.mkv": (
         "mkv",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=25),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=500:sample_rate=48000",
+            *_picture("320x240", 25),
+            *_tone(500, 48000),
             "-t",
             "2",
             "-vf",
@@ -109,10 +98,7 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "anamorphic.mp4": (
         "mp4",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate="30000/1001"),
+            *_picture("320x240", "30000/1001"),
             "-t",
             "0.8",
             "-vf",
@@ -132,18 +118,9 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "multi.mkv": (
         "mkv",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=25),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=660:sample_rate=48000",
+            *_picture("320x240", 25),
+            *_tone(440, 48000),
+            *_tone(660, 48000),
             "-i",
             "{srt}",
             "-i",
@@ -181,14 +158,8 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "bframes.avi": (
         "avi",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=25),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
+            *_picture("320x240", 25),
+            *_tone(440, 48000),
             "-t",
             "1.2",
             "-c:v",
@@ -205,14 +176,8 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "dropped.avi": (
         "avi",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="320x240", rate=25),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
+            *_picture("320x240", 25),
+            *_tone(440, 48000),
             "-t",
             "1.2",
             "-vf",
@@ -229,14 +194,8 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "interlaced.mpg": (
         "mpg",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="720x576", rate=50),
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
+            *_picture("720x576", 50),
+            *_tone(440, 48000),
             "-t",
             "1",
             "-vf",
@@ -255,10 +214,7 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
     "silent.mp4": (
         "mp4",
         [
-            "-f",
-            "lavfi",
-            "-i",
-            _SRC.format(size="176x144", rate=15),
+            *_picture("176x144", 15),
             "-t",
             "1",
             "-c:v",
