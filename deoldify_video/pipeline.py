@@ -75,7 +75,9 @@ def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> N
     if output_path.is_dir():
         raise UsageError(f"{output_path}: is a directory; give a file name for the output")
     if output_path.exists() and not overwrite:
-        raise UsageError(f"{output_path}: already exists (pass --overwrite to replace it)")
+        leftover = jobs.default_job_dir(output_path)
+        hint = f"; its job folder {leftover} is left over" if leftover.is_dir() else ""
+        raise UsageError(f"{output_path}: already exists (pass --overwrite to replace it){hint}")
     folder = output_path.parent
     if not folder.is_dir():
         raise UsageError(f"{output_path}: the folder {folder} does not exist")

@@ -205,6 +205,9 @@ def test_refuses_existing_output_and_input_as_output(tmp_path, make_clip, tiny_c
     with pytest.raises(UsageError, match="already exists"):
         colorize_video(source, existing, tiny_colorizer)
     assert existing.read_bytes() == b"keep me"
+    (tmp_path / "exists.mp4.job").mkdir()  # as a run killed between rename and clean-up leaves
+    with pytest.raises(UsageError, match="its job folder .*exists.mp4.job is left over"):
+        colorize_video(source, existing, tiny_colorizer)
     colorize_video(source, existing, tiny_colorizer, overwrite=True)
     assert probe(existing).frame_count == probe(source).frame_count
     with pytest.raises(UsageError, match="overwrite the input"):
