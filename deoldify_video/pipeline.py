@@ -590,6 +590,9 @@ def _colorize_in_workers(
             else:
                 raise payload
     finally:
+        # Segments never taken (an error or Ctrl-C) must not keep this process flushing
+        # them into the queue's full pipe at exit.
+        tasks.cancel_join_thread()
         for process in processes:
             if process.is_alive():
                 process.terminate()
