@@ -124,7 +124,7 @@ def plan_video(
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
     plans = tuple(muxing.plan_streams(info, output, config.codec))
-    b_frames = muxing.muxer_for(output) != "avi"
+    b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
     settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     return VideoJob(source, output, info, plans, settings, config)
 

@@ -36,6 +36,14 @@ _AUDIO = {
 _TEXT_SUBS = {"subrip", "ass", "ssa", "webvtt", "mov_text", "text"}
 _SUBS = {"mp4": {"mov_text", "dvd_subtitle"}, "mov": {"mov_text"}, "avi": set()}
 _SUB_CONVERSION = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip"}
+# Muxers that store only decoding times: frames must be in presentation order (no B-frames),
+# and H.264 must be in Annex B form.
+_DECODING_TIMES_ONLY = {"avi"}
+
+
+def holds_b_frames(muxer: str) -> bool:
+    """Whether ``muxer`` keeps the timing of a video coded with B-frames."""
+    return muxer not in _DECODING_TIMES_ONLY
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ def mux_command(
         cmd += ["-map", f"1:{plan.stream.index}"]
     cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
     cmd += ["-c", "copy"]
-    if muxer == "avi" and codec == "libx264":  # AVI holds H.264 only in Annex B form
+    if not holds_b_frames(muxer) and codec == "libx264":
         cmd += ["-bsf:v:0", "h264_mp4toannexb"]
     for out_index, plan in enumerate(plans, start=1):
         if plan.codec != "copy":
