@@ -21,13 +21,13 @@ import logging
 import os
 import queue
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.multiprocessing
 
@@ -41,6 +41,7 @@ from .media.probe import frame_times, frame_timestamps, probe
 from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
 from .types import ProgressEvent, RenderConfig, VideoInfo
 
@@ -50,7 +51,6 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
 DEFAULT_CONFIG = RenderConfig()
-_DONE = object()
 
 # Working files of a job folder (jobs.py keeps its list of prefixes in step with these).
 JOINED_NAME = "video.mkv"
@@ -305,142 +305,134 @@ def encode_colour_video(
     work: SegmentWork,
     on_frames: Callable[[int], None],
 ) -> int:
-    """Decode, colorize, smooth and encode one segment into a video-only NUT file.
-
-    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
-    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
-    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
-    The model runs in the calling thread; decoding, and smoothing plus encoding, run in two
-    worker threads so that all three overlap.
-
-    Args:
-        on_frames: called with the number of the segment's frames each batch colorized.
+    """Decode, colorize, smooth and encode one segment into a video-only NUT file (see
+    :class:`SegmentRender`).
 
     Returns:
         the number of frames written (always the segment's frame count: a short decode raises).
     """
-    depth = plane_depth(info)
-    full = full_range(info)
-    matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
-    batches: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    colored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    chroma_size = settings.chroma_size
-    segment = work.segment
-    written = [0]
+    return SegmentRender(info, colorizer, settings, out_path, config, work, on_frames).run()
 
-    def decode() -> None:
-        try:
-            with FrameReader(info, work.start_time, work.decoded) as reader:
-                for batch in reader.batches(config.batch_size):
-                    if not _put(batches, batch, stop):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-        finally:
-            _put(batches, _DONE, stop)
 
-    smoothing = smoothing_config(config)
+@dataclass(frozen=True)
+class _Colored:
+    """A batch on its way from the model to the encoder.
 
-    def encode() -> None:
-        state: SmootherState | None = None
-        try:
-            with FrameWriter(settings, out_path, concat.SEGMENT_MUXER) as writer:
-                for luma_planes, luma_small, chroma, skip in _drain(colored, stop):
-                    if smoothing is not None:
-                        chroma, state = smooth_chroma(luma_small, chroma, state, smoothing)
-                    if skip == luma_planes.shape[0]:
-                        continue
-                    chroma = color.convert_chroma(luma_small[skip:], chroma[skip:], matrix)
-                    planes = color.chroma_to_planes(chroma, chroma_size, depth, full)
-                    writer.write(luma_planes[skip:], planes)
-                    written[0] += luma_planes.shape[0] - skip
-                if stop.is_set():
-                    raise _Cancelled
-        except _Cancelled:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-            stop.set()
+    Attributes:
+        luma_planes: ``(n, H, W)`` the source's Y planes (uint8, or uint16 holding 10 bits).
+        luma_small: ``(n, h, w)`` float32 luminance at the model's size, in [0, 1].
+        chroma: ``(n, 2, h, w)`` the model's chroma at the same size.
+        skip: how many leading frames are warm-up (smoothed, not encoded).
+    """
 
-    # Daemon threads: an interrupt that lands anywhere, even before the try below, can never
-    # leave the process waiting on a worker at exit.
-    threads = [
-        threading.Thread(target=decode, name="decode", daemon=True),
-        threading.Thread(target=encode, name="encode", daemon=True),
-    ]
-    index = work.first
-    try:
-        for thread in threads:
-            thread.start()
-        for luma_planes in _drain(batches, stop):
-            luma = color.luma_to_unit(luma_planes, depth, full)
-            luma_small, chroma = colorizer.colorize(luma)
-            n = luma_planes.shape[0]
-            skip = min(n, max(0, segment.start - index))
-            if not _put(colored, (luma_planes, luma_small, chroma, skip), stop):
-                break
-            index += n
-            on_frames(n - skip)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        if not stop.is_set():
-            _put(colored, _DONE, stop)
-        for thread in threads:
-            if thread.ident is not None:  # started
-                _join(thread, stop)
-    if errors:
-        raise errors[0]
-    if written[0] != segment.frame_count:
-        raise DeoldifyError(
-            f"{info.path}: {written[0]} of the {segment.frame_count} frames of segment "
-            f"{segment.index} were colorized"
+    luma_planes: np.ndarray
+    luma_small: np.ndarray
+    chroma: np.ndarray
+    skip: int
+
+
+class SegmentRender:
+    """One segment as three overlapping stages (see :class:`~deoldify_video.stages.Stages`):
+    :meth:`decode` (a thread), :meth:`colorize` (the calling thread) and :meth:`encode`, which
+    smooths and encodes (a thread).
+
+    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
+    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
+    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
+    Each stage is waited for as long as it works, however slow the encoder; an error in any
+    stage, an interrupt or :meth:`cancel` stops them all.
+
+    Args:
+        on_frames: called (in the calling thread) with the number of the segment's frames each
+            batch colorized; an exception it raises stops the segment.
+    """
+
+    def __init__(
+        self,
+        info: VideoInfo,
+        colorizer: Colorizer,
+        settings: EncodeSettings,
+        out_path: Path,
+        config: RenderConfig,
+        work: SegmentWork,
+        on_frames: Callable[[int], None],
+    ) -> None:
+        self.info = info
+        self.colorizer = colorizer
+        self.settings = settings
+        self.out_path = out_path
+        self.config = config
+        self.work = work
+        self.on_frames = on_frames
+        self.depth = plane_depth(info)
+        self.full_range = full_range(info)
+        self.matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+        self.smoothing = smoothing_config(config)
+        self.next_index = work.first  # frame index of the next batch the model takes
+        self.written = 0
+        self._stages: Stages[np.ndarray, _Colored] = Stages(
+            self.decode, self.colorize, self.encode, QUEUE_DEPTH
         )
-    return written[0]
+
+    def run(self) -> int:
+        """Colorize and encode the segment; the number of frames written.
+
+        Raises:
+            the first error of any stage, KeyboardInterrupt, or
+            :class:`~deoldify_video.stages.Cancelled` after :meth:`cancel`.
+        """
+        self._stages.run()
+        segment = self.work.segment
+        if self.written != segment.frame_count:
+            raise DeoldifyError(
+                f"{self.info.path}: {self.written} of the {segment.frame_count} frames of "
+                f"segment {segment.index} were colorized"
+            )
+        return self.written
+
+    def cancel(self) -> None:
+        """Stop the segment soon, from any thread: :meth:`run` raises ``Cancelled``."""
+        self._stages.cancel()
+
+    def decode(self) -> Iterator[np.ndarray]:
+        """Batches ``(n, H, W)`` of the source's Y planes, from the first warm-up frame."""
+        with FrameReader(self.info, self.work.start_time, self.work.decoded) as reader:
+            yield from reader.batches(self.config.batch_size)
+
+    def colorize(self, luma_planes: np.ndarray) -> _Colored:
+        """The model's chroma for one batch."""
+        luma = color.luma_to_unit(luma_planes, self.depth, self.full_range)
+        luma_small, chroma = self.colorizer.colorize(luma)
+        n = luma_planes.shape[0]
+        skip = min(n, max(0, self.work.segment.start - self.next_index))
+        self.next_index += n
+        self.on_frames(n - skip)
+        return _Colored(luma_planes, luma_small, chroma, skip)
+
+    def encode(self, batches: Iterator[_Colored]) -> None:
+        """Smooth every batch (warm-up included) and encode the segment's own frames."""
+        state: SmootherState | None = None
+        with FrameWriter(self.settings, self.out_path, concat.SEGMENT_MUXER) as writer:
+            self._stages.on_cancel(writer.kill)
+            for batch in batches:
+                chroma = batch.chroma
+                if self.smoothing is not None:
+                    chroma, state = smooth_chroma(batch.luma_small, chroma, state, self.smoothing)
+                skip = batch.skip
+                if skip == batch.luma_planes.shape[0]:
+                    continue
+                chroma = color.convert_chroma(batch.luma_small[skip:], chroma[skip:], self.matrix)
+                planes = color.chroma_to_planes(
+                    chroma, self.settings.chroma_size, self.depth, self.full_range
+                )
+                writer.write(batch.luma_planes[skip:], planes)
+                self.written += batch.luma_planes.shape[0] - skip
 
 
 def _check_frame_count(path: Path, expected: int) -> None:
     count = len(frame_timestamps(path, 0))
     if count != expected:
         raise EncodeError(f"{path}: the encoder wrote {count} frames instead of {expected}")
-
-
-class _Cancelled(Exception):
-    """The encoder was told to stop before the end; its partial file is discarded."""
-
-
-def _put(q: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; False when stopped."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _drain(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
-    """Items of ``q`` until the end marker, or until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            item = q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if item is _DONE:
-            return
-        yield item
-
-
-def _join(thread: threading.Thread, stop: threading.Event) -> None:
-    """Join a worker; if it does not end, tell every worker to stop and join again."""
-    thread.join(timeout=1.0)
-    while thread.is_alive():
-        stop.set()
-        thread.join(timeout=1.0)
 
 
 # --------------------------------------------------------------------------- job bookkeeping

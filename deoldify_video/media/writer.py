@@ -234,6 +234,13 @@ class FrameWriter:
             self._fail("the encoder stopped accepting frames")
         self.frames_written += luma.shape[0]
 
+    def kill(self) -> None:
+        """Kill the encoder now, from any thread: a write in progress fails at once. For a
+        run that is stopping; the output is incomplete."""
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
