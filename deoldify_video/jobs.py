@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import JobStateError, UsageError
+from .media.sequence import ImageSequence, find_sequence
 from .nets.weights import sha256_of
 from .types import Segment, VideoInfo
 
@@ -182,6 +183,22 @@ class InputIdentity:
     def of(cls, path: Path) -> InputIdentity:
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fingerprint(path))
+
+    @classmethod
+    def of_sequence(cls, sequence: ImageSequence) -> InputIdentity:
+        """An image sequence's identity: its pattern, its frames' total size and latest
+        modification time, and a fingerprint of every frame's number and size and of the
+        first, middle and last frames' content."""
+        files = sequence.files()
+        stats = [f.stat() for f in files]
+        digest = hashlib.sha256(f"{sequence.start}:{sequence.count}".encode())
+        for file, stat in zip(files, stats, strict=True):
+            digest.update(f"{file.name}:{stat.st_size};".encode())
+        for file in dict.fromkeys([files[0], files[len(files) // 2], files[-1]]):
+            digest.update(fingerprint(file).encode())
+        pattern = str(Path(sequence.pattern).resolve())
+        size = sum(stat.st_size for stat in stats)
+        return cls(pattern, size, max(stat.st_mtime_ns for stat in stats), digest.hexdigest())
 
 
 def probe_record(info: VideoInfo) -> dict[str, Any]:
@@ -367,7 +384,9 @@ def new_manifest(
 ) -> Manifest:
     """A manifest for a job that has not started (every segment pending)."""
     return Manifest(
-        input=InputIdentity.of(source),
+        input=InputIdentity.of_sequence(find_sequence(source))
+        if info.is_sequence
+        else InputIdentity.of(source),
         output=str(output.resolve()),
         probe=probe_record(info),
         model=model,

@@ -24,6 +24,7 @@ import signal
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,9 @@ from .inference import Colorizer
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
 from .media import mux as muxing
-from .media.probe import frame_times, frame_timestamps, probe
+from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
 from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
 from .stages import Stages
@@ -60,8 +62,11 @@ LIST_NAME = "segments.ffconcat"
 
 def default_output_path(input_path: str | Path) -> Path:
     """``<stem>_colorized<ext>`` beside the input; Matroska when the input's container is not
-    one we write."""
+    one we write; ``<folder>_colorized.mkv`` beside the folder of an image sequence."""
     path = Path(input_path)
+    if is_sequence(path):
+        folder = path if path.is_dir() else path.parent
+        return folder.resolve().with_name(f"{folder.resolve().name}_colorized.mkv")
     ext = path.suffix.lower() if path.suffix.lower() in muxing.MUXERS else ".mkv"
     return path.with_name(f"{path.stem}_colorized{ext}")
 
@@ -106,19 +111,46 @@ class VideoResult:
     info: VideoInfo
 
 
+def probe_source(source: Path, fps: Fraction | None = None, sound: Path | None = None) -> VideoInfo:
+    """Describe the input: a video file, or an image sequence (a folder of numbered frames or
+    an ffmpeg ``%d`` pattern) read at ``fps`` frames per second (default 24) and given the
+    audio of the file ``sound``.
+
+    Raises:
+        DeoldifyError: an unreadable input, a sequence with gaps, or ``fps`` or ``sound`` given
+            for a video file (which keeps its own rate and streams).
+    """
+    if fps is not None and fps <= 0:
+        raise UsageError(f"--fps must be positive, got {fps}")
+    if is_sequence(source):
+        info = probe_sequence(find_sequence(source), fps or DEFAULT_FPS)
+    elif fps is not None:
+        raise UsageError(f"{source}: --fps is for image sequences; a video keeps its own rate")
+    else:
+        info = probe(source)
+    if sound is None:
+        return info
+    if not info.is_sequence:
+        raise UsageError(f"{source}: --audio is for image sequences; a video keeps its own sound")
+    return with_sound(info, sound)
+
+
 def plan_video(
     input_path: str | Path,
     output_path: str | Path | None,
     config: RenderConfig = DEFAULT_CONFIG,
     overwrite: bool = False,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoJob:
-    """Probe the input and check every option before any work starts.
+    """Probe the input (see :func:`probe_source`) and check every option before any work
+    starts.
 
     Raises:
         DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
     """
     source = Path(input_path)
-    info = probe(source)
+    info = probe_source(source, fps, Path(sound) if sound is not None else None)
     output = Path(output_path) if output_path is not None else default_output_path(source)
     check_output_path(source, output, overwrite)
     if config.batch_size < 1:
@@ -137,8 +169,13 @@ def colorize_video(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     options: JobOptions | None = None,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoResult:
     """Colorize ``input_path`` into ``output_path`` (default: beside the input).
+
+    The input is a video file, or an image sequence (a folder of numbered frames or an ffmpeg
+    ``%d`` pattern) read at ``fps`` (default 24) with the audio of the file ``sound``.
 
     The output has exactly the input's frames (count and timestamps), its luminance, size,
     pixel aspect ratio and colour tags, and every audio, subtitle and chapter stream of the
@@ -150,7 +187,7 @@ def colorize_video(
         DeoldifyError: bad input or output (exit code 2 in the CLI), decoder or encoder
             failures, or a job folder holding a different job (:class:`JobStateError`).
     """
-    job = plan_video(input_path, output_path, config, overwrite)
+    job = plan_video(input_path, output_path, config, overwrite, fps, sound)
     return run_video(job, colorizer, progress, options)
 
 
@@ -173,7 +210,7 @@ def run_video(
     smoothing = smoothing_config(job.config)
     warmup = warmup_frames(smoothing) if smoothing is not None else 0
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
-    times = frame_times(info.path, info.video_index)
+    times = video_frame_times(info)
     if len(times) != info.frame_count:
         raise DeoldifyError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"

@@ -21,9 +21,18 @@ from .ffmpeg import STDERR_KEEP, last_line, tool
 log = logging.getLogger(__name__)
 
 
+PLANE_DEPTHS = (8, 10, 12, 16)
+
+
 def plane_depth(info: VideoInfo) -> int:
-    """Bits per sample of the planes the pipeline works with: 8, or 10 for deeper sources."""
-    return 8 if info.bit_depth <= 8 else 10
+    """Bits per sample of the planes the pipeline works with: the source's own depth, rounded
+    up to one of :data:`PLANE_DEPTHS` (a 14-bit scan is read as 16 bits, losslessly)."""
+    return next(d for d in PLANE_DEPTHS if info.bit_depth <= d or d == PLANE_DEPTHS[-1])
+
+
+def gray_pix_fmt(depth: int) -> str:
+    """ffmpeg's name of a one-plane format of ``depth`` bits (little-endian when above 8)."""
+    return "gray" if depth == 8 else f"gray{depth}le"
 
 
 _YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
@@ -60,23 +69,26 @@ def reader_command(
         rgb: deliver 8-bit RGB pictures instead of the Y plane (for measuring, not colorizing).
 
     Output: ``height * width`` samples per frame (of the upright frame), ``gray`` (uint8) for
-    8-bit sources, ``gray10le`` (uint16, 0..1023) for deeper ones; ``rgb24`` when ``rgb``.
+    8-bit sources, ``gray10le``/``gray12le``/``gray16le`` (uint16) for deeper ones (see
+    :func:`plane_depth`); ``rgb24`` when ``rgb``.
     """
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
     if start_time is not None:
         cmd += ["-ss", f"{start_time:.6f}"]
-    cmd += ["-i", info.path, "-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
+    cmd += [*info.input_options, "-i", info.path]
+    cmd += ["-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
     if rgb:
         planes = "null"
     elif is_rgb_source(info):
-        to_yuv = "yuv444p" if plane_depth(info) == 8 else "yuv444p10le"
+        depth = plane_depth(info)
+        to_yuv = "yuv444p" if depth == 8 else f"yuv444p{depth}le"
         planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
     else:
         planes = "extractplanes=y"
     cmd += ["-vf", planes, "-fps_mode", "passthrough"]
     if count is not None:
         cmd += ["-frames:v", str(count)]
-    pix_fmt = "rgb24" if rgb else "gray" if plane_depth(info) == 8 else "gray10le"
+    pix_fmt = "rgb24" if rgb else gray_pix_fmt(plane_depth(info))
     return [*cmd, "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
 
 

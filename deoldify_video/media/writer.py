@@ -21,6 +21,9 @@ from .reader import full_range, is_rgb_source, plane_depth
 log = logging.getLogger(__name__)
 
 CODECS = ("libx264", "libx265", "ffv1", "prores")
+# The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
+# ProRes is 10-bit; FFV1 is lossless up to 16).
+MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10}
 # Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
 # and gives a slightly lower quality at the same CRF.
 PRESETS = (
@@ -36,7 +39,8 @@ class EncodeSettings:
         width, height: upright frame size in pixels (any size, odd included).
         fps: nominal frame rate (frames are re-timed afterwards for variable-rate sources).
         sar: sample aspect ratio of the upright frames.
-        depth: 8 or 10 bits per sample of the planes written to stdin.
+        depth: bits per sample of the planes written to stdin (8, 10, 12 or 16: the source's
+            own, see :func:`~deoldify_video.media.reader.plane_depth`).
         full_range: the planes use the "pc" range.
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
@@ -78,7 +82,13 @@ class EncodeSettings:
     @property
     def input_pix_fmt(self) -> str:
         layout = "420" if self.chroma_subsampled else "444"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        return _yuv_pix_fmt(layout, self.depth)
+
+    @property
+    def output_depth(self) -> int:
+        """Bits per sample in the encoded stream: the planes' own, as far as the codec goes
+        (:data:`MAX_DEPTH`); only then are the source's luminance samples kept bit for bit."""
+        return min(self.depth, MAX_DEPTH[self.codec])
 
     @property
     def output_pix_fmt(self) -> str:
@@ -86,8 +96,12 @@ class EncodeSettings:
         if self.codec == "prores":
             return "yuv422p10le"
         even = self.width % 2 == 0 and self.height % 2 == 0
-        layout = "420" if even else "444"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        return _yuv_pix_fmt("420" if even else "444", self.output_depth)
+
+
+def _yuv_pix_fmt(layout: str, depth: int) -> str:
+    """``yuv420p``, ``yuv444p12le``...: planar YUV of ``depth`` bits (little-endian above 8)."""
+    return f"yuv{layout}p" + ("" if depth == 8 else f"{depth}le")
 
 
 def encode_settings(
