@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import JobStateError, UsageError
-from .media.sequence import ImageSequence, find_sequence
+from .media.sequence import ImageSequence, find_sequence, output_sequence
 from .nets.weights import sha256_of
 from .types import Segment, VideoInfo
 
@@ -74,8 +74,11 @@ class JobOptions:
 
 
 def default_job_dir(output: Path) -> Path:
-    """``<output name>.job`` beside the output."""
-    return output.with_name(output.name + ".job")
+    """``<output name>.job`` beside the output (``reel1_.tif.job`` for numbered frames
+    ``reel1_%06d.tif``: no ``%`` in the job's paths)."""
+    pattern = output_sequence(output)
+    name = output.name if pattern is None else pattern[0] + pattern[1]
+    return output.with_name(name + ".job")
 
 
 # --------------------------------------------------------------------------- the segment plan

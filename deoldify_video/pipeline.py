@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import queue
+import shutil
 import signal
 import traceback
 from collections.abc import Callable, Iterator
@@ -38,9 +39,10 @@ from .inference import Colorizer
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
 from .media import mux as muxing
+from .media.image_writer import ImageSequenceWriter, image_format
 from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
 from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
-from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence
+from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
 from .stages import Stages
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
+FRAMES_PER_WRITE = 8  # frames an image encoder writes before they are renamed into place
 DEFAULT_CONFIG = RenderConfig()
 
 # Working files of a job folder (jobs.py keeps its list of prefixes in step with these).
@@ -100,6 +103,22 @@ class VideoJob:
     plans: tuple[muxing.StreamPlan, ...]
     settings: EncodeSettings
     config: RenderConfig
+    frames_out: FramesOutput | None = None
+
+
+@dataclass(frozen=True)
+class FramesOutput:
+    """An output written as numbered images (``-o out/reel1_%06d.tif``).
+
+    Attributes:
+        prefix, suffix, digits: the file names around the number (``reel1_``, ``.tif``, 6).
+        first_number: the first frame's number: the source sequence's own, 0 for a video.
+    """
+
+    prefix: str
+    suffix: str
+    digits: int
+    first_number: int
 
 
 @dataclass(frozen=True)
@@ -152,13 +171,45 @@ def plan_video(
     source = Path(input_path)
     info = probe_source(source, fps, Path(sound) if sound is not None else None)
     output = Path(output_path) if output_path is not None else default_output_path(source)
-    check_output_path(source, output, overwrite)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
+    pattern = output_sequence(output)
+    if pattern is not None:
+        frames_out = _plan_frames_output(source, info, output, pattern, overwrite)
+        # the segments are a lossless 4:4:4 intermediate at the source's depth
+        settings = dataclasses.replace(encode_settings(info, "ffv1"), full_chroma=True)
+        return VideoJob(source, output, info, (), settings, config, frames_out)
+    check_output_path(source, output, overwrite)
     plans = tuple(muxing.plan_streams(info, output, config.codec))
     b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
     settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     return VideoJob(source, output, info, plans, settings, config)
+
+
+def _plan_frames_output(
+    source: Path, info: VideoInfo, output: Path, pattern: tuple[str, str, int], overwrite: bool
+) -> FramesOutput:
+    """Check an image-sequence output: its format, and that no frame of it would be replaced
+    (unless ``overwrite``, or the job that wrote them is being resumed)."""
+    prefix, suffix, digits = pattern
+    image_format(suffix)
+    folder = output.parent
+    scan = find_sequence(source) if info.is_sequence else None
+    if scan is not None and (scan.folder.resolve(), scan.prefix, scan.suffix) == (
+        folder.resolve(),
+        prefix,
+        suffix,
+    ):
+        raise UsageError(f"{output}: the output frames would overwrite the input frames")
+    first = scan.start if scan is not None else 0
+    frames = FramesOutput(prefix, suffix, digits, first)
+    resuming = jobs.default_job_dir(output).is_dir()
+    existing = folder / f"{prefix}{first:0{digits}d}{suffix}"
+    if existing.exists() and not (overwrite or resuming):
+        raise UsageError(f"{existing}: already exists (pass --overwrite to replace the frames)")
+    if info.audio_streams:
+        log.warning("%s: numbered images hold no sound; the audio is not written", output)
+    return frames
 
 
 def colorize_video(
@@ -242,9 +293,12 @@ def run_video(
                     tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
             tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, times))
             _remove_segment_files(tracker.manifest, job_dir)
-        report(ProgressEvent("mux", 0, 1))
-        _mux(job_dir / JOINED_NAME, job, output)
-        report(ProgressEvent("mux", 1, 1))
+        if job.frames_out is not None:
+            _write_frames(job_dir / JOINED_NAME, job, job_dir, report)
+        else:
+            report(ProgressEvent("mux", 0, 1))
+            _mux(job_dir / JOINED_NAME, job, output)
+            report(ProgressEvent("mux", 1, 1))
         if not options.keep_job:
             jobs.clear_job(job_dir)
     if not options.keep_job:
@@ -544,6 +598,42 @@ def _remove_segment_files(manifest: Manifest, job_dir: Path) -> None:
         if record.done is not None:
             (job_dir / record.done.file).unlink(missing_ok=True)
     (job_dir / LIST_NAME).unlink(missing_ok=True)
+
+
+def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCallback) -> None:
+    """Write the joined colour video's frames as numbered RGB images, each renamed into place
+    whole; frames already written by an interrupted run of the same job are kept.
+
+    The luminance of each written pixel is the source's Y sample (see
+    :func:`~deoldify_video.color.planes_to_rgb`).
+    """
+    frames = job.frames_out
+    assert frames is not None
+    folder = job.output.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = job.settings
+    writer = ImageSequenceWriter(
+        folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / "frames"
+    )
+    total = job.info.frame_count
+    done = 0
+    while done < total and writer.path(frames.first_number + done).is_file():
+        done += 1
+    report(ProgressEvent("frames", done, total))
+    if done == total:
+        return
+    joined = probe(video)
+    times = video_frame_times(joined)
+    start = None if done == 0 else (times[done - 1] + times[done]) / 2
+    matrix = "bt601" if is_rgb_source(job.info) else color.matrix_for(job.info.color_space)
+    with FrameReader(joined, start, total - done, yuv444=True) as reader:
+        for planes in reader.batches(FRAMES_PER_WRITE):
+            rgb = color.planes_to_rgb(planes, settings.depth, settings.full_range, matrix)
+            writer.write(rgb, frames.first_number + done)
+            done += planes.shape[0]
+            report(ProgressEvent("frames", done, total))
+    shutil.rmtree(job_dir / "frames", ignore_errors=True)
+    jobs.sync_folder(folder)
 
 
 def _mux(video: Path, job: VideoJob, output: Path) -> None:

@@ -50,6 +50,8 @@ class EncodeSettings:
             times, so that a frame's decoding time is its presentation time.
         field_order: the source's interlacing (see :class:`VideoInfo`), "" for progressive;
             interlaced frames are encoded as such (libx264, prores) and tagged.
+        full_chroma: encode 4:4:4 whatever the size (the lossless intermediate of an image
+            sequence output, whose RGB frames take full-size chroma).
     """
 
     width: int
@@ -66,6 +68,7 @@ class EncodeSettings:
     preset: str = "medium"
     b_frames: bool = True
     field_order: str = ""
+    full_chroma: bool = False
 
     @property
     def chroma_subsampled(self) -> bool:
@@ -96,7 +99,8 @@ class EncodeSettings:
         if self.codec == "prores":
             return "yuv422p10le"
         even = self.width % 2 == 0 and self.height % 2 == 0
-        return _yuv_pix_fmt("420" if even else "444", self.output_depth)
+        layout = "420" if even and not self.full_chroma else "444"
+        return _yuv_pix_fmt(layout, self.output_depth)
 
 
 def _yuv_pix_fmt(layout: str, depth: int) -> str:
