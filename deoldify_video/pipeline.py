@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import queue
-import shutil
 import signal
 import traceback
 from collections.abc import Callable, Iterator
@@ -61,6 +60,7 @@ DEFAULT_CONFIG = RenderConfig()
 JOINED_NAME = "video.mkv"
 CONCAT_NAME = "video.concat.mkv"
 LIST_NAME = "segments.ffconcat"
+FRAME_STAGE = "video.frame"  # image frames are written as video.frame<number>.<ext> first
 
 
 def default_output_path(input_path: str | Path) -> Path:
@@ -613,7 +613,7 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     folder.mkdir(parents=True, exist_ok=True)
     settings = job.settings
     writer = ImageSequenceWriter(
-        folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / "frames"
+        folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / FRAME_STAGE
     )
     total = job.info.frame_count
     done = 0
@@ -632,7 +632,6 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
             writer.write(rgb, frames.first_number + done)
             done += planes.shape[0]
             report(ProgressEvent("frames", done, total))
-    shutil.rmtree(job_dir / "frames", ignore_errors=True)
     jobs.sync_folder(folder)
 
 

@@ -86,8 +86,9 @@ class ImageSequenceWriter:
         folder: the output folder (must exist).
         prefix, suffix, digits: the file names (``reel1_``, ``.tif``, 6 for ``%06d``).
         depth: bits per sample of the RGB frames given to :meth:`write`.
-        staging: a folder of the job's where ffmpeg writes before the rename (same file
-            system as ``folder``).
+        staging: where ffmpeg writes before the rename: a path whose name is a prefix, in a
+            folder of the job's on the same file system as ``folder`` (``job/video.frame``
+            stages ``job/video.frame000086400.tif``...).
     """
 
     def __init__(
@@ -111,10 +112,9 @@ class ImageSequenceWriter:
             EncodeError: ffmpeg failed (nothing of this run of frames is renamed into place).
         """
         n, height, width, _ = rgb.shape
-        self.staging.mkdir(parents=True, exist_ok=True)
-        for stale in self.staging.iterdir():
+        for stale in self.staging.parent.glob(f"{self.staging.name}*{self.suffix}"):
             stale.unlink()
-        staged = self.staging / f"frame%09d{self.suffix}"
+        staged = f"{self.staging}%09d{self.suffix}"
         command = image_command(width, height, self.depth, self.suffix, staged, first_number)
         run(
             command,
@@ -123,7 +123,7 @@ class ImageSequenceWriter:
             stdin=pack_frames(rgb, self.depth, self.suffix),
         )
         for number in range(first_number, first_number + n):
-            part = self.staging / f"frame{number:09d}{self.suffix}"
+            part = Path(f"{self.staging}{number:09d}{self.suffix}")
             if not part.is_file():
                 raise EncodeError(f"{self.path(number)}: the image encoder wrote no frame {number}")
             with part.open("rb") as f:
