@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
+BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames
 FRAMES_PER_WRITE = 8  # frames an image encoder writes before they are renamed into place
 DEFAULT_CONFIG = RenderConfig()
 
@@ -173,6 +174,7 @@ def plan_video(
     output = Path(output_path) if output_path is not None else default_output_path(source)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
+    config = dataclasses.replace(config, batch_size=batch_size_for(info, config.batch_size))
     pattern = output_sequence(output)
     if pattern is not None:
         frames_out = _plan_frames_output(source, info, output, pattern, overwrite)
@@ -184,6 +186,17 @@ def plan_video(
     b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
     settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     return VideoJob(source, output, info, plans, settings, config)
+
+
+def batch_size_for(info: VideoInfo, requested: int) -> int:
+    """Frames per batch for this source: ``requested``, fewer for frames larger than 1080p so
+    that the frames in flight (a few batches between the stages) stay within a few hundred MB
+    (4K: 2 frames a batch). The model's own batches on the GPU are not limited by this."""
+    width, height = info.display_size
+    fitting = max(1, BATCH_PIXELS // (width * height))
+    if fitting < requested:
+        log.info("%s: %d frames a batch for %dx%d frames", info.path, fitting, width, height)
+    return min(requested, fitting)
 
 
 def _plan_frames_output(
