@@ -10,8 +10,8 @@ pipeline used beside the output.
     python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N] [--preset P]
                                   [--repeat N]
 
-Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from
-../shared/data/video/bigbuckbunny.mp4.
+Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from the
+bundled example, examples/bigbuckbunny_bw.mp4, played twice.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from deoldify_video import color  # noqa: E402
+from deoldify_video.errors import DeoldifyError  # noqa: E402
 from deoldify_video.inference import load_colorizer  # noqa: E402
 from deoldify_video.media.probe import probe  # noqa: E402
 from deoldify_video.media.reader import FrameReader, full_range, plane_depth  # noqa: E402
@@ -44,7 +45,7 @@ from deoldify_video.temporal import SmoothingConfig, smooth_chroma  # noqa: E402
 from deoldify_video.types import RenderConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO.parent / "shared" / "data" / "video" / "bigbuckbunny.mp4"
+SOURCE = REPO / "examples" / "bigbuckbunny_bw.mp4"
 
 
 def make_clip(folder: Path) -> Path:
@@ -169,6 +170,11 @@ def main() -> int:
     parser.add_argument("--preset", default="medium", help="libx264 speed preset")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (median)")
     args = parser.parse_args()
+    if args.clip is not None:
+        try:
+            probe(args.clip)
+        except DeoldifyError as exc:
+            parser.error(str(exc))
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
