@@ -221,7 +221,7 @@ def test_sequence_mistakes_are_one_line_errors(tmp_path, tiny_weights):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = run_cli("colorize", str(empty), "--model", str(tiny_weights))
-    assert proc.returncode == 2 and "without numbered frames" in proc.stderr
+    assert proc.returncode == 2 and "is a directory without numbered frames" in proc.stderr
     whole = grey16_scan(tmp_path / "whole", frames=2)
     proc = run_cli("colorize", str(whole / "reel1_%06d.tif"), "-o", str(tmp_path / "o_%04d.jpg"))
     assert proc.returncode == 2 and "cannot write .jpg frames" in proc.stderr

@@ -110,7 +110,7 @@ def _only_numbering(folder: Path) -> tuple[str, str, int, list[int]]:
             groups.setdefault((match[1], match[3]), []).append(match[2])
     if not groups:
         kinds = ", ".join(SEQUENCE_EXTENSIONS)
-        raise ProbeError(f"{folder}: is a folder without numbered frames ({kinds})")
+        raise ProbeError(f"{folder}: is a directory without numbered frames ({kinds})")
     if len(groups) > 1:
         names = ", ".join(f"{p}#{s}" for p, s in sorted(groups))
         raise ProbeError(
