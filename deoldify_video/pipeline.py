@@ -15,7 +15,9 @@ caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -32,7 +34,7 @@ import torch
 import torch.multiprocessing
 
 from . import color, jobs
-from .errors import DeoldifyError, EncodeError, UsageError
+from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
 from .inference import Colorizer
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
@@ -118,7 +120,7 @@ def plan_video(
         DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
     """
     source = Path(input_path)
-    info = probe(source)
+    info = probe(source, config.allow_truncated)
     output = Path(output_path) if output_path is not None else default_output_path(source)
     check_output_path(source, output, overwrite)
     if config.batch_size < 1:
@@ -175,7 +177,7 @@ def run_video(
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
     times = frame_times(info.path, info.video_index)
     if len(times) != info.frame_count:
-        raise DeoldifyError(
+        raise InternalError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
         )
     requested = jobs.new_manifest(
@@ -187,9 +189,10 @@ def run_video(
         render_settings(job, colorizer, segment_frames, warmup),
         jobs.plan_segments(info.frame_count, segment_frames),
     )
-    with jobs.JobLock(job_dir):
+    with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
         jobs.remove_parts(output.parent, output.name + ".")
+        jobs.warn_if_short(manifest, job_dir, output.parent)
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
             context = SegmentContext(info, job.settings, job.config, job_dir)
@@ -213,6 +216,30 @@ def run_video(
     if not options.keep_job:
         jobs.remove_job(job_dir)
     return VideoResult(output=output, frames=info.frame_count, info=info)
+
+
+@contextlib.contextmanager
+def _full_disk_explained(job_dir: Path, output: Path) -> Iterator[None]:
+    """Turn a full disk met anywhere in the job (an encoder, a muxer, a manifest write) into one
+    :class:`DiskFullError` naming the disk and about how much more room the job needs."""
+    try:
+        yield
+    except DiskFullError as exc:
+        folder = Path(exc.folder) if exc.folder else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = Path(exc.filename).parent if exc.filename else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+
+
+def _no_space(folder: Path, job_dir: Path, output: Path) -> DiskFullError:
+    try:
+        manifest = jobs.read_manifest(job_dir)
+    except DeoldifyError:
+        manifest = None
+    return jobs.no_space_error(folder, manifest, job_dir, output.parent)
 
 
 def render_settings(
@@ -332,7 +359,9 @@ def encode_colour_video(
 
     def decode() -> None:
         try:
-            with FrameReader(info, work.start_time, work.decoded) as reader:
+            with FrameReader(
+                info, work.start_time, work.decoded, allow_damage=config.allow_truncated
+            ) as reader:
                 for batch in reader.batches(config.batch_size):
                     if not _put(batches, batch, stop):
                         return
@@ -395,7 +424,7 @@ def encode_colour_video(
     if errors:
         raise errors[0]
     if written[0] != segment.frame_count:
-        raise DeoldifyError(
+        raise InternalError(
             f"{info.path}: {written[0]} of the {segment.frame_count} frames of segment "
             f"{segment.index} were colorized"
         )
@@ -405,7 +434,7 @@ def encode_colour_video(
 def _check_frame_count(path: Path, expected: int) -> None:
     count = len(frame_timestamps(path, 0))
     if count != expected:
-        raise EncodeError(f"{path}: the encoder wrote {count} frames instead of {expected}")
+        raise InternalError(f"{path}: the encoder wrote {count} frames instead of {expected}")
 
 
 class _Cancelled(Exception):
@@ -483,7 +512,7 @@ def _join_segments(
     durations = concat.segment_durations(bounds, info.fps)
     names = [r.done.file for r in manifest.segments if r.done is not None]
     if len(names) != len(durations):
-        raise DeoldifyError(
+        raise InternalError(
             f"{job_dir}: cannot join, {len(durations) - len(names)} segments missing"
         )
     list_path = job_dir / LIST_NAME
@@ -613,9 +642,9 @@ def _check_workers(processes: list[Any], results: Any, unfinished: int) -> None:
     left unfinished."""
     for process in processes:
         if process.exitcode not in (None, 0):
-            raise DeoldifyError(f"a worker process died (exit code {process.exitcode})")
+            raise InternalError(f"a worker process died (exit code {process.exitcode})")
     if not any(process.is_alive() for process in processes) and results.empty():
-        raise DeoldifyError(f"the worker processes ended with {unfinished} segments unfinished")
+        raise InternalError(f"the worker processes ended with {unfinished} segments unfinished")
 
 
 def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:

@@ -108,6 +108,9 @@ class RenderConfig:
         smooth: apply temporal smoothing.
         smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
             (see :class:`deoldify_video.temporal.SmoothingConfig`).
+        allow_truncated: colorize a truncated or damaged input as far as it goes (the frames
+            that are there, as the decoder conceals damage), with a warning, instead of
+            stopping. Frames are never dropped or duplicated either way.
     """
 
     model: str = "default"
@@ -119,6 +122,7 @@ class RenderConfig:
     preset: str = "medium"
     smooth: bool = True
     smooth_strength: float = 0.6
+    allow_truncated: bool = False
 
 
 @dataclass(frozen=True)
