@@ -50,6 +50,8 @@ class VideoInfo:
         format_start_time: the container's earliest timestamp in seconds (any stream).
         streams: every other stream (audio, subtitles, attachments).
         has_chapters: the container holds chapters.
+        container: the demuxer that reads the file (ffprobe's ``format_name``, such as
+            ``"matroska,webm"``), "" if unknown.
     """
 
     path: str
@@ -74,6 +76,7 @@ class VideoInfo:
     format_start_time: float = 0.0
     streams: tuple[StreamInfo, ...] = ()
     has_chapters: bool = False
+    container: str = ""
 
     @property
     def display_size(self) -> tuple[int, int]:

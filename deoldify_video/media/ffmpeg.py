@@ -36,6 +36,7 @@ STDERR_KEEP = 4000
 # How ffmpeg (the operating system's strerror) and mkvmerge say that a disk is full.
 # ffmpeg's prefix naming the component and its address: "[h264 @ 0x55d0c3a1e2c0] ".
 _CONTEXT = re.compile(r"^\[([^\]@]+?) @ 0x[0-9a-fA-F]+\] ")
+_REPEATED = re.compile(r"Last message repeated (\d+) times?")
 _NO_SPACE = ("No space left on device", "No space left to write to", "Disk quota exceeded")
 
 
@@ -103,8 +104,22 @@ def last_line(text: str) -> str:
     >>> last_line("[h264 @ 0x55d0c3a1e2c0] error while decoding MB 3 4\\n")
     'h264: error while decoding MB 3 4'
     """
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not repeats(line)]
     return _CONTEXT.sub(r"\1: ", lines[-1]) if lines else "no error message"
+
+
+def component(line: str) -> str:
+    """The part of ffmpeg that wrote a stderr line: ``"h264"`` for ``[h264 @ 0x55d0c3a1e2c0]
+    ...``, "" for a line without that prefix."""
+    match = _CONTEXT.match(line.strip())
+    return match[1] if match else ""
+
+
+def repeats(line: str) -> int:
+    """N for ffmpeg's ``Last message repeated N times`` line (which stands for N more copies
+    of the line before it), 0 for any other line."""
+    match = _REPEATED.fullmatch(line.strip())
+    return int(match[1]) if match else 0
 
 
 class StderrReader:
@@ -121,7 +136,6 @@ class StderrReader:
     """
 
     def __init__(self, stream: IO[bytes], on_line: Callable[[str], None] | None = None) -> None:
-        self.lines = 0
         self._stream = stream
         self._on_line = on_line
         self._tail: collections.deque[str] = collections.deque()
@@ -132,7 +146,6 @@ class StderrReader:
     def _read(self) -> None:
         for raw in self._stream:
             line = raw.decode(errors="replace").rstrip("\r\n")
-            self.lines += 1
             self._tail.append(line)
             self._size += len(line) + 1
             while self._size > STDERR_KEEP and len(self._tail) > 1:

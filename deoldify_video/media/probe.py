@@ -120,6 +120,7 @@ def probe(path: str | Path, allow_truncated: bool = False) -> VideoInfo:
         format_start_time=float(fmt.get("start_time") or 0.0),
         streams=tuple(_stream_info(s) for s in streams if s is not video),
         has_chapters=bool(data.get("chapters")),
+        container=str(fmt.get("format_name", "")),
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, StderrReader, last_line, path_arg, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, component, last_line, path_arg, repeats, tool
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,10 @@ class FrameReader:
         self.allow_damage = allow_damage
         self.frames_read = 0
         self._start = start_time or 0.0
-        self._first_error: int | None = None  # frames read when the first error line came
+        self._errors = 0
+        self._counting = True  # the line before counted (for "Last message repeated")
+        self._last_message = ""
+        self._first_error: int | None = None  # frames read when the first error came
         self._last_error = 0  # ... and the last
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: StderrReader | None = None
@@ -130,7 +133,21 @@ class FrameReader:
         return self
 
     def _note_error(self, line: str) -> None:
-        """Note where an error line arrived (called in the stderr thread): frames read so far."""
+        """Count a line of ffmpeg's stderr as damage (called in the stderr thread), noting how
+        many frames had been read when it came.
+
+        The demuxer's lines are left out: the probe read the whole container and judged it.
+        """
+        count = repeats(line)
+        if not count:
+            container = self.info.container
+            self._counting = not (container and component(line) == container)
+            count = 1
+            if self._counting:
+                self._last_message = line
+        if not self._counting:
+            return
+        self._errors += count
         if self._first_error is None:
             self._first_error = self.frames_read
         self._last_error = self.frames_read
@@ -198,9 +215,9 @@ class FrameReader:
                 command=self.command,
                 stderr=stderr[-STDERR_KEEP:],
             )
-        if self._first_error is None:
+        if not self._errors:
             return
-        message = self._damage_message(stderr)
+        message = self._damage_message()
         if not self.allow_damage:
             raise DecodeError(
                 f"{message}; --allow-truncated colorizes it as the decoder conceals the damage",
@@ -209,14 +226,17 @@ class FrameReader:
             )
         log.warning("%s; the frames are colorized as the decoder concealed the damage", message)
 
-    def _damage_message(self, stderr: str) -> str:
+    def _damage_message(self) -> str:
         """One line: how many errors, about where, and the last one."""
-        count = self._stderr.lines if self._stderr is not None else 0
+        count = self._errors
         frames = (self._first_error or 0, self._last_error)
-        first, last = (f"{self._start + float(n / self.info.fps):.1f}" for n in frames)
-        where = f"at about {first} s" if first == last else f"between about {first} s and {last} s"
+        first, until = (f"{self._start + float(n / self.info.fps):.1f}" for n in frames)
+        where = f"at about {first} s"
+        if first != until:
+            where = f"between about {first} s and {until} s"
         errors = "error" if count == 1 else "errors"
-        return f"{self.info.path}: damaged: {count} decode {errors} {where} ({last_line(stderr)})"
+        last = last_line(self._last_message)
+        return f"{self.info.path}: damaged: {count} decode {errors} {where} ({last})"
 
 
 def _read_exact(stream: object, size: int) -> bytes:
