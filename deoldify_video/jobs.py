@@ -752,7 +752,9 @@ def _free(folder: Path) -> int:
 
 
 def _mb(size: int) -> str:
-    """Megabytes, rounded up, for messages."""
+    """Megabytes for messages: to a tenth below 10 MB, else whole (rounded up)."""
+    if size < 10 * MB:
+        return f"{size / MB:.1f}"
     return str(-(-size // MB))
 
 
