@@ -94,7 +94,12 @@ def check_no_space(text: str, folder: Path) -> None:
     """Raise DiskFullError when a tool's messages say that writing into ``folder`` failed
     for lack of space (or quota)."""
     if any(phrase in text for phrase in _NO_SPACE):
-        raise DiskFullError(f"no space left on the disk of {folder}", folder=str(folder))
+        raise no_space(folder)
+
+
+def no_space(folder: Path) -> DiskFullError:
+    """The error for a write into ``folder`` that failed for lack of space (or quota)."""
+    return DiskFullError(f"no space left on the disk of {folder}", folder=str(folder))
 
 
 def last_line(text: str) -> str:
@@ -128,7 +133,9 @@ class StderrReader:
 
     A pipe that nobody reads holds 64 KiB; a process that writes more (a damaged film makes
     ffmpeg write a line per damaged spot) then blocks for ever, and so does whoever waits for
-    its other output. Every subprocess whose stderr is a pipe is read by one of these.
+    its other output. Every process we stream through (:class:`~.reader.FrameReader`,
+    :class:`~.writer.FrameWriter`) has its stderr read by one of these; :func:`run` reads both
+    pipes together (``subprocess.run``).
 
     Args:
         stream: the process's stderr (binary).

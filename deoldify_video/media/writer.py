@@ -15,9 +15,9 @@ from typing import IO
 
 import numpy as np
 
-from ..errors import DiskFullError, EncodeError, UsageError
+from ..errors import EncodeError, UsageError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, StderrReader, last_line, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, tool
 from .reader import full_range, is_rgb_source, plane_depth
 
 log = logging.getLogger(__name__)
@@ -299,10 +299,7 @@ class FrameWriter:
         if self._write_error is not None:
             error = self._write_error
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                folder = self.out_path.parent
-                raise DiskFullError(
-                    f"no space left on the disk of {folder}", folder=str(folder)
-                ) from error
+                raise no_space(self.out_path.parent) from error
             raise EncodeError(
                 f"{self.out_path}: cannot write ({error.strerror or error})", command=self.command
             ) from error
