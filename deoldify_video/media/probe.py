@@ -27,14 +27,16 @@ def probe_command(path: str | Path) -> list[str]:
     ]  # fmt: skip
 
 
-def packets_command(path: str | Path) -> list[str]:
-    """ffprobe call that lists every packet of every stream (one demuxing pass, no decoding):
-    stream, presentation and decoding timestamps (in ticks of the stream's time base and in
-    seconds), duration in seconds, byte position and size; one ``key=value|...`` line each."""
+def packets_command(path: str | Path, stream: int | None = None) -> list[str]:
+    """ffprobe call that lists every packet of every stream, or of one ``stream`` (one
+    demuxing pass, no decoding), one CSV line each: stream index, presentation timestamp (in
+    ticks of the stream's time base, then in seconds), decoding timestamp (the same), duration
+    in seconds, size and byte position."""
+    select = [] if stream is None else ["-select_streams", str(stream)]
     return [
-        "ffprobe", "-v", "error", "-show_entries",
-        "packet=stream_index,pts,pts_time,dts,dts_time,duration_time,pos,size",
-        "-of", "compact=p=0", path_arg(path),
+        "ffprobe", "-v", "error", *select, "-show_entries",
+        "packet=stream_index,pts,pts_time,dts,dts_time,duration_time,size,pos",
+        "-of", "csv=p=0", path_arg(path),
     ]  # fmt: skip
 
 
@@ -142,8 +144,9 @@ class PacketScan:
     errors: str
 
 
-def scan_packets(path: str | Path, video_index: int) -> PacketScan:
-    """List the frames of one video stream and where every stream's data ends.
+def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) -> PacketScan:
+    """List the frames of one video stream and where each stream's data ends (only the video
+    stream's unless ``every_stream``).
 
     Each packet counts by its presentation timestamp, or its decoding timestamp where it has
     none (AVI stores no presentation times for streams with B-frames; its frames are evenly
@@ -151,46 +154,40 @@ def scan_packets(path: str | Path, video_index: int) -> PacketScan:
     errors (a truncated file), a video packet whose bytes run to the very end of the file is
     cut short and is not counted: the decoder cannot rebuild its frame.
     """
-    proc = run(packets_command(path), what="ffprobe")
+    command = packets_command(path, None if every_stream else video_index)
+    proc = run(command, what="ffprobe")
     errors = proc.stderr.decode(errors="replace").strip()
     size = os.path.getsize(path)
     ticks: list[int] = []
     times: list[float] = []
     ends: dict[int, float] = {}
     for line in proc.stdout.decode().splitlines():
-        fields = dict(item.partition("=")[::2] for item in line.split("|"))
-        if not _int(fields.get("stream_index", "")):
+        fields = line.split(",")
+        if len(fields) < 8 or not _int(fields[0]):
             continue
-        key = "pts" if _int(fields.get("pts", "")) else "dts"
-        if not _int(fields.get(key, "")) or not _number(fields.get(f"{key}_time", "")):
+        index, pts, pts_time, dts, dts_time, duration, length, pos = fields[:8]
+        stamp, seconds = (pts, pts_time) if _int(pts) else (dts, dts_time)
+        if not _int(stamp) or not _number(seconds):
             continue
-        index = int(fields["stream_index"])
-        seconds = float(fields[f"{key}_time"])
-        if index == video_index:
-            if errors and _runs_to(fields, size):
+        start = float(seconds)
+        if int(index) == video_index:
+            if errors and _int(pos) and _int(length) and int(pos) + int(length) >= size:
                 continue
-            ticks.append(int(fields[key]))
-            times.append(seconds)
-        duration = fields.get("duration_time", "")
-        end = seconds + (float(duration) if _number(duration) else 0.0)
-        ends[index] = max(ends.get(index, end), end)
+            ticks.append(int(stamp))
+            times.append(start)
+        end = start + (float(duration) if _number(duration) else 0.0)
+        ends[int(index)] = max(ends.get(int(index), end), end)
     return PacketScan(sorted(ticks), sorted(times), ends, errors)
 
 
 def frame_timestamps(path: str | Path, video_index: int) -> list[int]:
     """Sorted presentation timestamps (in stream time-base ticks) of every video frame."""
-    return scan_packets(path, video_index).timestamps
+    return scan_packets(path, video_index, every_stream=False).timestamps
 
 
 def frame_times(path: str | Path, video_index: int) -> list[float]:
     """Sorted presentation times in seconds of every video frame (= every decoded frame)."""
-    return scan_packets(path, video_index).times
-
-
-def _runs_to(fields: dict[str, str], size: int) -> bool:
-    """The packet's bytes reach offset ``size`` (the end of the file)."""
-    pos, length = fields.get("pos", ""), fields.get("size", "")
-    return _int(pos) and _int(length) and int(pos) + int(length) >= size
+    return scan_packets(path, video_index, every_stream=False).times
 
 
 def is_variable_rate(pts: list[int]) -> bool:
@@ -224,11 +221,13 @@ def _listed_frames(fmt: dict[str, Any], stream: dict[str, Any]) -> int | None:
 
 
 def _int(text: str) -> bool:
-    return bool(re.fullmatch(r"-?\d+", text))
+    """``text`` is a whole number ("-12"); string methods, as a packet list has many."""
+    return text.lstrip("-").isdigit()
 
 
 def _number(text: str) -> bool:
-    return bool(re.fullmatch(r"-?\d+(\.\d+)?", text))
+    """``text`` is a decimal number ("0.040000"), not "N/A" or empty."""
+    return text.lstrip("-").replace(".", "", 1).isdigit()
 
 
 def _is_picture_stream(stream: dict[str, Any]) -> bool:
