@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -221,9 +222,10 @@ class FrameWriter:
         encoder (it would otherwise block on its full stdout pipe)."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
+        source = proc.stdout.fileno()
         try:
             with out:
-                while chunk := proc.stdout.read1(_CHUNK):
+                while chunk := os.read(source, _CHUNK):
                     out.write(chunk)
         except OSError as exc:
             self._write_error = exc
