@@ -189,7 +189,7 @@ def main() -> int:
         smooth = dataclasses.replace(plain, smooth=True)
         runs: dict[str, list[Any]] = {"io": [], "model": [], "plain": [], "smooth": []}
         for _ in range(args.repeat):  # interleaved, so that a busy moment touches all alike
-            runs["io"].append(bench_io(clip, folder / "io.mkv", args.batch_size, args.preset))
+            runs["io"].append(bench_io(clip, folder / "io.nut", args.batch_size, args.preset))
             runs["model"].append(bench_model(clip, args.model, args.batch_size))
             runs["plain"].append(bench_pipeline(clip, folder, args.model, plain))
             runs["smooth"].append(bench_pipeline(clip, folder, args.model, smooth))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--audio", metavar="FILE", help="sound for an image sequence (WAV, BWF), muxed unchanged"
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="colorize a truncated or damaged input as far as it goes, with a warning",
     )
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
@@ -258,6 +266,7 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         preset=args.preset,
         smooth=not args.no_smooth,
         smooth_strength=args.smooth_strength,
+        allow_truncated=args.allow_truncated,
     )
     job = plan_video(input_path, output, config, args.overwrite, args.fps, args.audio)
     colorizer = _shared_colorizer(args.model, args.device, args.render_factor, args.batch_size)
@@ -265,13 +274,13 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
     try:
         with _ProgressBars(disabled=args.quiet) as bars:
             result = run_video(job, colorizer, progress=bars, options=options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(
-            f"{PROG}: interrupted; the finished segments are kept in {job_dir}. Run the same "
+            f"{PROG}: {_stopped(exc)}; the finished segments are kept in {job_dir}. Run the same "
             "command again to resume.",
             file=sys.stderr,
         )
-        return 130
+        return _interrupt_code(exc)
     if not args.quiet:
         rate = f" at {_fps_text(result.info.fps)} frames/s" if result.info.is_sequence else ""
         print(f"{result.output}: {result.frames} frames colorized{rate}")
@@ -553,9 +562,42 @@ class _ProgressBars:
             bar.close()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``), raised in the main thread so that the run unwinds
+    as for Ctrl-C: workers stopped, temporary files removed, the job left resumable."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs (in the main thread), SIGTERM raises :class:`_Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(exc: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+
+
+def _interrupt_code(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 143 for
+    SIGTERM, 130 for Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input,
-    130 interrupted)."""
+    130 interrupted, 143 terminated)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -563,10 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format=f"{PROG}: %(levelname)s: %(message)s",
     )
     try:
-        return int(args.handler(args))
+        with _sigterm_as_interrupt():
+            return int(args.handler(args))
     except DeoldifyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: {_stopped(exc)}", file=sys.stderr)
+        return _interrupt_code(exc)

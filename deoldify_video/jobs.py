@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import JobStateError, UsageError
+from .errors import DiskFullError, JobStateError, UsageError
 from .media.sequence import ImageSequence, find_sequence, output_sequence
 from .nets.weights import sha256_of
 from .types import Segment, VideoInfo
@@ -300,7 +301,8 @@ class Manifest:
             changes.append("the input file's content changed")
         elif old.mtime_ns != new.mtime_ns:
             changes.append("the input file was modified (its modification time changed)")
-        elif self.probe != requested.probe:
+        elif any(self.probe.get(key, value) != value for key, value in requested.probe.items()):
+            # (a field the recorded probe lacks was added by a later version: not a change)
             changes.append("ffprobe now describes the input differently")
         if self.output != requested.output:
             changes.append(f"the output is another file ({self.output} -> {requested.output})")
@@ -658,6 +660,124 @@ def _verified(job_dir: Path, manifest: Manifest) -> Manifest:
             )
             manifest = manifest.with_segment(record.segment.index, None)
     return manifest
+
+
+# --------------------------------------------------------------------------- disk space
+
+MB = 1_000_000
+
+
+def video_size_estimate(manifest: Manifest) -> int:
+    """Bytes of the job's colour video: the joined video once made; else measured on the
+    finished segments; before any, the input's own size (the colour video at the default
+    quality is of the order of its black-and-white source)."""
+    if manifest.joined is not None:
+        return manifest.joined.size
+    done = [r.done for r in manifest.segments if r.done is not None]
+    frames = sum(record.frames for record in done)
+    if frames:
+        return round(sum(record.size for record in done) / frames * manifest.frame_count)
+    return manifest.input.size
+
+
+@dataclass(frozen=True)
+class SpaceNeed:
+    """What the rest of a job will write on one disk.
+
+    Attributes:
+        folder: a folder the job writes to on that disk.
+        needed: bytes the job still needs there at its peak, beyond what it holds now.
+        free: bytes free there now.
+    """
+
+    folder: Path
+    needed: int
+    free: int
+
+    @property
+    def short(self) -> int:
+        """Bytes missing (0 when there is room)."""
+        return max(0, self.needed - self.free)
+
+
+def space_needs(manifest: Manifest, job_dir: Path, output_dir: Path) -> list[SpaceNeed]:
+    """The room the rest of a job needs, per disk: the job folder's and the output's.
+
+    The peak is twice the colour video (see :func:`video_size_estimate`): every segment plus
+    the joined video, then the joined video plus the output. The output's other streams,
+    stream-copied from the input, are left out of the count.
+    """
+    video = video_size_estimate(manifest)
+    if manifest.joined is not None:
+        held, job_need = manifest.joined.size, 0
+    else:
+        held = sum(r.done.size for r in manifest.segments if r.done is not None)
+        job_need = max(0, 2 * video - held)
+    if job_dir.stat().st_dev == output_dir.stat().st_dev:
+        return [SpaceNeed(job_dir, max(0, 2 * video - held), _free(job_dir))]
+    return [
+        SpaceNeed(job_dir, job_need, _free(job_dir)),
+        SpaceNeed(output_dir, video, _free(output_dir)),
+    ]
+
+
+def warn_if_short(manifest: Manifest, job_dir: Path, output_dir: Path) -> None:
+    """Log a warning for each disk with less free space than the rest of the job needs."""
+    for need in space_needs(manifest, job_dir, output_dir):
+        if need.short:
+            log.warning(
+                "%s: %s MB free, but the job needs about %s MB there; it will stop when the "
+                "disk is full, keeping its finished segments",
+                mount_point(need.folder),
+                _mb(need.free),
+                _mb(need.needed),
+            )
+
+
+def no_space_error(
+    folder: Path, manifest: Manifest | None, job_dir: Path, output_dir: Path
+) -> DiskFullError:
+    """The error for a disk that filled up while the job wrote into ``folder``: which disk,
+    about how much more it needs, and that the finished segments are kept."""
+    more = ""
+    if manifest is not None:
+        disk = folder.stat().st_dev if folder.exists() else None
+        for need in space_needs(manifest, job_dir, output_dir):
+            if need.folder.stat().st_dev == disk:
+                more = (
+                    f"needs about {_mb(need.short)} MB more"
+                    if need.short
+                    else f"needs more than the {_mb(need.free)} MB free"
+                )
+    detail = f"{folder}; {more}" if more else str(folder)
+    return DiskFullError(
+        f"no space left on {mount_point(folder)} ({detail}); the finished segments are kept in "
+        f"{job_dir}: free some space, or give --job-dir on another disk, and run the same "
+        "command again",
+        folder=str(folder),
+    )
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the disk that holds ``path`` (or its nearest existing parent)."""
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    path = path.resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def _free(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def _mb(size: int) -> str:
+    """Megabytes for messages: to a tenth below 10 MB, else whole (rounded up)."""
+    if size < 10 * MB:
+        return f"{size / MB:.1f}"
+    return str(-(-size // MB))
 
 
 # --------------------------------------------------------------------------- status

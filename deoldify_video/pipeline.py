@@ -15,7 +15,9 @@ caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -33,7 +35,7 @@ import torch
 import torch.multiprocessing
 
 from . import color, jobs
-from .errors import DeoldifyError, EncodeError, UsageError
+from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
 from .inference import Colorizer
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
@@ -131,10 +133,16 @@ class VideoResult:
     info: VideoInfo
 
 
-def probe_source(source: Path, fps: Fraction | None = None, sound: Path | None = None) -> VideoInfo:
+def probe_source(
+    source: Path,
+    fps: Fraction | None = None,
+    sound: Path | None = None,
+    allow_truncated: bool = False,
+) -> VideoInfo:
     """Describe the input: a video file, or an image sequence (a folder of numbered frames or
     an ffmpeg ``%d`` pattern) read at ``fps`` frames per second (default 24) and given the
-    audio of the file ``sound``.
+    audio of the file ``sound``; ``allow_truncated`` takes a damaged video file as far as it
+    goes (see :func:`~deoldify_video.media.probe.probe`).
 
     Raises:
         DeoldifyError: an unreadable input, a sequence with gaps, or ``fps`` or ``sound`` given
@@ -147,7 +155,7 @@ def probe_source(source: Path, fps: Fraction | None = None, sound: Path | None =
     elif fps is not None:
         raise UsageError(f"{source}: --fps is for image sequences; a video keeps its own rate")
     else:
-        info = probe(source)
+        info = probe(source, allow_truncated)
     if sound is None:
         return info
     if not info.is_sequence:
@@ -170,7 +178,8 @@ def plan_video(
         DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
     """
     source = Path(input_path)
-    info = probe_source(source, fps, Path(sound) if sound is not None else None)
+    sound_path = Path(sound) if sound is not None else None
+    info = probe_source(source, fps, sound_path, config.allow_truncated)
     output = Path(output_path) if output_path is not None else default_output_path(source)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
@@ -276,7 +285,7 @@ def run_video(
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
     times = video_frame_times(info)
     if len(times) != info.frame_count:
-        raise DeoldifyError(
+        raise InternalError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
         )
     requested = jobs.new_manifest(
@@ -288,9 +297,10 @@ def run_video(
         render_settings(job, colorizer, segment_frames, warmup),
         jobs.plan_segments(info.frame_count, segment_frames),
     )
-    with jobs.JobLock(job_dir):
+    with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
         jobs.remove_parts(output.parent, output.name + ".")
+        jobs.warn_if_short(manifest, job_dir, output.parent)
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
             context = SegmentContext(info, job.settings, job.config, job_dir)
@@ -317,6 +327,30 @@ def run_video(
     if not options.keep_job:
         jobs.remove_job(job_dir)
     return VideoResult(output=output, frames=info.frame_count, info=info)
+
+
+@contextlib.contextmanager
+def _full_disk_explained(job_dir: Path, output: Path) -> Iterator[None]:
+    """Turn a full disk met anywhere in the job (an encoder, a muxer, a manifest write) into one
+    :class:`DiskFullError` naming the disk and about how much more room the job needs."""
+    try:
+        yield
+    except DiskFullError as exc:
+        folder = Path(exc.folder) if exc.folder else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = Path(exc.filename).parent if exc.filename else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+
+
+def _no_space(folder: Path, job_dir: Path, output: Path) -> DiskFullError:
+    try:
+        manifest = jobs.read_manifest(job_dir)
+    except DeoldifyError:
+        manifest = None
+    return jobs.no_space_error(folder, manifest, job_dir, output.parent)
 
 
 def render_settings(
@@ -488,7 +522,7 @@ class SegmentRender:
         self._stages.run()
         segment = self.work.segment
         if self.written != segment.frame_count:
-            raise DeoldifyError(
+            raise InternalError(
                 f"{self.info.path}: {self.written} of the {segment.frame_count} frames of "
                 f"segment {segment.index} were colorized"
             )
@@ -500,7 +534,12 @@ class SegmentRender:
 
     def decode(self) -> Iterator[np.ndarray]:
         """Batches ``(n, H, W)`` of the source's Y planes, from the first warm-up frame."""
-        with FrameReader(self.info, self.work.start_time, self.work.decoded) as reader:
+        with FrameReader(
+            self.info,
+            self.work.start_time,
+            self.work.decoded,
+            allow_damage=self.config.allow_truncated,
+        ) as reader:
             yield from reader.batches(self.config.batch_size)
 
     def colorize(self, luma_planes: np.ndarray) -> _Colored:
@@ -536,7 +575,7 @@ class SegmentRender:
 def _check_frame_count(path: Path, expected: int) -> None:
     count = len(frame_timestamps(path, 0))
     if count != expected:
-        raise EncodeError(f"{path}: the encoder wrote {count} frames instead of {expected}")
+        raise InternalError(f"{path}: the encoder wrote {count} frames instead of {expected}")
 
 
 # --------------------------------------------------------------------------- job bookkeeping
@@ -579,7 +618,7 @@ def _join_segments(
     durations = concat.segment_durations(bounds, info.fps)
     names = [r.done.file for r in manifest.segments if r.done is not None]
     if len(names) != len(durations):
-        raise DeoldifyError(
+        raise InternalError(
             f"{job_dir}: cannot join, {len(durations) - len(names)} segments missing"
         )
     list_path = job_dir / LIST_NAME
@@ -744,9 +783,9 @@ def _check_workers(processes: list[Any], results: Any, unfinished: int) -> None:
     left unfinished."""
     for process in processes:
         if process.exitcode not in (None, 0):
-            raise DeoldifyError(f"a worker process died (exit code {process.exitcode})")
+            raise InternalError(f"a worker process died (exit code {process.exitcode})")
     if not any(process.is_alive() for process in processes) and results.empty():
-        raise DeoldifyError(f"the worker processes ended with {unfinished} segments unfinished")
+        raise InternalError(f"the worker processes ended with {unfinished} segments unfinished")
 
 
 def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:

@@ -54,6 +54,8 @@ class VideoInfo:
             sequence's ``-f image2 -framerate ... -start_number ...``); empty for a file.
         streams_path: the file that holds ``streams`` when it is not ``path`` (the sound given
             beside an image sequence); "" otherwise.
+        container: the demuxer that reads the file (ffprobe's ``format_name``, such as
+            ``"matroska,webm"``), "" if unknown.
     """
 
     path: str
@@ -78,6 +80,7 @@ class VideoInfo:
     format_start_time: float = 0.0
     streams: tuple[StreamInfo, ...] = ()
     has_chapters: bool = False
+    container: str = ""
     input_options: tuple[str, ...] = ()
     streams_path: str = ""
 
@@ -119,6 +122,9 @@ class RenderConfig:
         smooth: apply temporal smoothing.
         smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
             (see :class:`deoldify_video.temporal.SmoothingConfig`).
+        allow_truncated: colorize a truncated or damaged input as far as it goes (the frames
+            that are there, as the decoder conceals damage), with a warning, instead of
+            stopping. Frames are never dropped or duplicated either way.
     """
 
     model: str = "default"
@@ -130,6 +136,7 @@ class RenderConfig:
     preset: str = "medium"
     smooth: bool = True
     smooth_strength: float = 0.6
+    allow_truncated: bool = False
 
 
 @dataclass(frozen=True)

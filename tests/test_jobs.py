@@ -122,7 +122,7 @@ def test_concat_list_and_command(make_clip):
     assert cmd[cmd.index("-c") + 1] == "copy"
     assert cmd[cmd.index("-colorspace") + 1] == "bt709"
     assert cmd[cmd.index("-color_range") + 1] == "tv"
-    assert cmd[-3:] == ["-f", "matroska", "out.mkv"]
+    assert cmd[-3:] == ["-f", "matroska", os.path.abspath("out.mkv")]
 
 
 # --------------------------------------------------------------------------- the manifest

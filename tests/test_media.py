@@ -133,7 +133,7 @@ def test_reader_detects_truncated_stream(tmp_path, make_clip):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", str(mkv)], check=True)
     data = mkv.read_bytes()
     mkv.write_bytes(data[: len(data) // 2])
-    cut = probe(mkv)
+    cut = probe(mkv, allow_truncated=True)
     assert cut.frame_count < info.frame_count  # packets are counted, so the count is honest
     with (
         FrameReader(cut, count=info.frame_count) as reader,
@@ -154,7 +154,7 @@ def test_reader_command_is_an_argument_list(make_clip):
 
 def test_writer_command_keeps_geometry_and_tags(make_clip, rotated_clip):
     settings = encode_settings(probe(make_clip("anamorphic.mp4")), "libx264", 20, "veryfast")
-    cmd = writer_command(settings, "out.mkv")
+    cmd = writer_command(settings)
     assert cmd[cmd.index("-framerate") + 1] == "30000/1001"
     assert "setsar=sar=4/3:max=65535" in cmd
     assert cmd[cmd.index("-crf") + 1] == "20"

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, last_line, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, component, last_line, path_arg, repeats, tool
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def reader_command(
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
     if start_time is not None:
         cmd += ["-ss", f"{start_time:.6f}"]
-    cmd += [*info.input_options, "-i", info.path]
+    cmd += [*info.input_options, "-i", path_arg(info.path)]
     cmd += ["-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
     depth = plane_depth(info)
     if rgb:
@@ -91,7 +91,10 @@ def reader_command(
         planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
     else:
         planes = "extractplanes=y"
-    cmd += ["-vf", planes, "-fps_mode", "passthrough"]
+    # Frames keep their timestamps in the source's own time base: in a coarser one (1/fps of a
+    # variable-rate source) two of them can round to one tick, which the muxer reports as an
+    # error, and every error the reader sees counts as damage.
+    cmd += ["-vf", planes, "-fps_mode", "passthrough", "-enc_time_base", "-1"]
     if count is not None:
         cmd += ["-frames:v", str(count)]
     pix_fmt = "rgb24" if rgb else planes[7:] if yuv444 else gray_pix_fmt(depth)
@@ -100,9 +103,12 @@ def reader_command(
 
 class FrameReader:
     """Iterate over batches of Y planes (or RGB pictures) of a video, checking that every
-    frame arrived.
+    frame arrived and that the decoder reported no damage.
 
-    Use as a context manager; the ffmpeg process is killed and reaped on exit.
+    Use as a context manager; the ffmpeg process is killed and reaped on exit. Its stderr is
+    read while it runs (a damaged film makes it write a line per damaged spot, more than a
+    pipe holds), and every line it writes at ``-v error`` counts as damage: a
+    :class:`DecodeError` at the end unless ``allow_damage``, which logs a warning instead.
 
     >>> with FrameReader(info) as reader:            # doctest: +SKIP
     ...     for batch in reader.batches(8):         # (n <= 8, H, W) uint8 or uint16
@@ -116,6 +122,7 @@ class FrameReader:
         count: int | None = None,
         rgb: bool = False,
         yuv444: bool = False,
+        allow_damage: bool = False,
     ) -> None:
         self.info = info
         self.width, self.height = info.display_size
@@ -125,15 +132,45 @@ class FrameReader:
         self.dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
         self.expected = count if count is not None else info.frame_count
         self.command = reader_command(info, start_time, count, rgb, yuv444)
+        self.allow_damage = allow_damage
         self.frames_read = 0
+        self._start = start_time or 0.0
+        self._errors = 0
+        self._counting = True  # the line before counted (for "Last message repeated")
+        self._last_message = ""
+        self._first_error: int | None = None  # frames read when the first error came
+        self._last_error = 0  # ... and the last
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: StderrReader | None = None
 
     def __enter__(self) -> FrameReader:
         cmd = [tool("ffmpeg"), *self.command[1:]]
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        assert self._proc.stderr is not None
+        self._stderr = StderrReader(self._proc.stderr, self._note_error)
         return self
+
+    def _note_error(self, line: str) -> None:
+        """Count a line of ffmpeg's stderr as damage (called in the stderr thread), noting how
+        many frames had been read when it came.
+
+        The demuxer's lines are left out: the probe read the whole container and judged it.
+        """
+        count = repeats(line)
+        if not count:
+            container = self.info.container
+            self._counting = not (container and component(line) == container)
+            count = 1
+            if self._counting:
+                self._last_message = line
+        if not self._counting:
+            return
+        self._errors += count
+        if self._first_error is None:
+            self._first_error = self.frames_read
+        self._last_error = self.frames_read
 
     def __exit__(
         self,
@@ -143,17 +180,20 @@ class FrameReader:
     ) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Stop ffmpeg (if it still runs) and return the tail of what it wrote to stderr."""
         proc = self._proc
         if proc is None:
-            return
+            return ""
         self._proc = None
         if proc.poll() is None:
             proc.kill()
+        proc.wait()
+        stderr = self._stderr.text() if self._stderr is not None else ""
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
-        proc.wait()
+        return stderr
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
         """Yield arrays ``(n, H, W)`` (``(n, H, W, 3)`` for RGB, ``(n, 3, H, W)`` for
@@ -161,8 +201,9 @@ class FrameReader:
         until the expected count.
 
         Raises:
-            DecodeError: ffmpeg failed, or the stream ended before the expected frame count
-                (a truncated or corrupt file).
+            DecodeError: ffmpeg failed, the stream ended before the expected frame count (a
+                truncated or corrupt file), or the decoder reported damage (unless
+                ``allow_damage``).
         """
         proc = self._proc
         if proc is None or proc.stdout is None:
@@ -184,19 +225,41 @@ class FrameReader:
 
     def _finish(self) -> None:
         proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        if self.frames_read >= self.expected:
-            proc.kill()  # we have every frame we want; do not wait for the rest of the file
+        assert proc is not None
+        complete = self.frames_read >= self.expected
+        # With every frame read, the rest of the file is not needed: close() kills ffmpeg.
+        code = None if complete else proc.wait()
+        stderr = self.close()
+        if not complete:
+            detail = last_line(stderr) if stderr.strip() else f"ffmpeg exited with code {code}"
+            raise DecodeError(
+                f"{self.info.path}: decoding stopped after {self.frames_read} of "
+                f"{self.expected} frames; the file is truncated or corrupt ({detail})",
+                command=self.command,
+                stderr=stderr[-STDERR_KEEP:],
+            )
+        if not self._errors:
             return
-        stderr = proc.stderr.read().decode(errors="replace")
-        code = proc.wait()
-        detail = last_line(stderr) if stderr.strip() else f"ffmpeg exited with code {code}"
-        raise DecodeError(
-            f"{self.info.path}: decoding stopped after {self.frames_read} of {self.expected} "
-            f"frames; the file is truncated or corrupt ({detail})",
-            command=self.command,
-            stderr=stderr[-STDERR_KEEP:],
-        )
+        message = self._damage_message()
+        if not self.allow_damage:
+            raise DecodeError(
+                f"{message}; --allow-truncated colorizes it as the decoder conceals the damage",
+                command=self.command,
+                stderr=stderr[-STDERR_KEEP:],
+            )
+        log.warning("%s; the frames are colorized as the decoder concealed the damage", message)
+
+    def _damage_message(self) -> str:
+        """One line: how many errors, about where, and the last one."""
+        count = self._errors
+        frames = (self._first_error or 0, self._last_error)
+        first, until = (f"{self._start + float(n / self.info.fps):.1f}" for n in frames)
+        where = f"at about {first} s"
+        if first != until:
+            where = f"between about {first} s and {until} s"
+        errors = "error" if count == 1 else "errors"
+        last = last_line(self._last_message)
+        return f"{self.info.path}: damaged: {count} decode {errors} {where} ({last})"
 
 
 def _read_exact(stream: object, size: int) -> bytes:

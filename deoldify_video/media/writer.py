@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import numpy as np
 
 from ..errors import EncodeError, UsageError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, last_line, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, tool
 from .reader import full_range, is_rgb_source, plane_depth
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
 
 CODECS = ("libx264", "libx265", "ffv1", "prores")
 # The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
@@ -143,12 +148,10 @@ def encode_settings(
     )
 
 
-def writer_command(
-    settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
-) -> list[str]:
+def writer_command(settings: EncodeSettings, muxer: str = "nut") -> list[str]:
     """ffmpeg call that reads raw planes (:attr:`EncodeSettings.input_pix_fmt`) from stdin
-    and writes a video-only file (Matroska, or another ``muxer`` such as ``"nut"``, which
-    keeps exact frame timestamps)."""
+    and writes a video-only stream to stdout, in a container that can be written as a stream
+    without losing anything (NUT, the default, keeps exact frame timestamps)."""
     s = settings
     rng = "pc" if s.full_range else "tv"
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
@@ -165,7 +168,7 @@ def writer_command(
         if s.codec in ("libx264", "prores"):
             cmd += ["-flags", "+ildct+ilme"]
     cmd += ["-pix_fmt", s.output_pix_fmt, *colour_args(s)]
-    return [*cmd, "-f", muxer, str(out_path)]
+    return [*cmd, "-f", muxer, "pipe:1"]
 
 
 def colour_args(settings: EncodeSettings) -> list[str]:
@@ -198,33 +201,53 @@ def _codec_args(s: EncodeSettings) -> list[str]:
 class FrameWriter:
     """Feed frames to an ffmpeg encoder; a context manager that checks the encoder's result.
 
-    On a clean exit the encoder is closed and its return code checked; on an exception it is
-    killed. The caller owns ``out_path`` (write to a temporary name and rename when done).
+    The encoder writes its stream to a pipe and this process writes it into ``out_path``, so
+    that a failed write (a full disk) is seen: ffmpeg's NUT muxer ignores write errors and
+    exits with 0 after writing part of the file. On a clean exit the encoder is closed and its
+    return code checked; on an exception it is killed. The caller owns ``out_path`` (write to
+    a temporary name and rename when done).
     """
 
-    def __init__(
-        self, settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
-    ) -> None:
+    def __init__(self, settings: EncodeSettings, out_path: str | Path, muxer: str = "nut") -> None:
         self.settings = settings
         self.out_path = Path(out_path)
-        self.command = writer_command(settings, out_path, muxer)
+        self.command = writer_command(settings, muxer)
         self.frames_written = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr = b""
-        self._stderr_thread: threading.Thread | None = None
+        self._stderr: StderrReader | None = None
+        self._copier: threading.Thread | None = None
+        self._write_error: OSError | None = None
+        self._stderr_text = ""
 
     def __enter__(self) -> FrameWriter:
-        cmd = [tool("ffmpeg"), *self.command[1:]]
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._stderr_thread.start()
+        out = self.out_path.open("wb")
+        try:
+            cmd = [tool("ffmpeg"), *self.command[1:]]
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except BaseException:
+            out.close()
+            raise
+        assert self._proc.stderr is not None
+        self._stderr = StderrReader(self._proc.stderr)
+        self._copier = threading.Thread(target=self._copy, args=(out,), name="copy", daemon=True)
+        self._copier.start()
         return self
 
-    def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        self._stderr = self._proc.stderr.read()
+    def _copy(self, out: IO[bytes]) -> None:
+        """Copy the encoder's stream into the file; on a write error, record it and stop the
+        encoder (it would otherwise block on its full stdout pipe)."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        source = proc.stdout.fileno()
+        try:
+            with out:
+                while chunk := os.read(source, _CHUNK):
+                    out.write(chunk)
+        except OSError as exc:
+            self._write_error = exc
+            proc.kill()
 
     def write(self, luma: np.ndarray, chroma: np.ndarray) -> None:
         """Encode frames.
@@ -233,6 +256,10 @@ class FrameWriter:
             luma: ``(n, H, W)`` Y planes (uint8, or uint16 holding 10-bit values).
             chroma: ``(n, 2, h, w)`` U and V planes of the same dtype, ``(h, w)`` being
                 :attr:`EncodeSettings.chroma_size` (half the frame's sides for 4:2:0).
+
+        Raises:
+            DiskFullError: the file could not be written for lack of space.
+            EncodeError: the encoder stopped.
         """
         s = self.settings
         if luma.ndim != 3 or luma.shape[1:] != (s.height, s.width):
@@ -268,27 +295,42 @@ class FrameWriter:
         proc = self._proc
         if proc is None:
             return
-        self._proc = None
         if exc_type is not None:
             proc.kill()
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         code = proc.wait()
-        if self._stderr_thread is not None:
-            self._stderr_thread.join()
-        if exc_type is None and code != 0:
-            self._proc = None
+        self._join()
+        if exc_type is None and (code != 0 or self._write_error is not None):
             self._fail(f"ffmpeg exited with code {code}")
+
+    def _join(self) -> None:
+        """Wait for the copying and stderr threads (the encoder has ended)."""
+        if self._copier is not None:
+            self._copier.join()
+        proc = self._proc
+        self._proc = None
+        if proc is not None:
+            assert proc.stdout is not None and proc.stderr is not None
+            self._stderr_text = self._stderr.text() if self._stderr is not None else ""
+            proc.stdout.close()
+            proc.stderr.close()
 
     def _fail(self, reason: str) -> None:
         proc = self._proc
         if proc is not None:
             proc.kill()
             proc.wait()
-            if self._stderr_thread is not None:
-                self._stderr_thread.join()
-        stderr = self._stderr.decode(errors="replace")
+            self._join()
+        if self._write_error is not None:
+            error = self._write_error
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise no_space(self.out_path.parent) from error
+            raise EncodeError(
+                f"{self.out_path}: cannot write ({error.strerror or error})", command=self.command
+            ) from error
+        stderr = self._stderr_text
         detail = last_line(stderr) if stderr.strip() else reason
         raise EncodeError(
             f"{self.out_path}: encoding failed ({detail})",
