@@ -120,6 +120,7 @@ class ImageSequenceWriter:
             command,
             EncodeError,
             what="writing frames",
+            writes=staged,
             stdin=pack_frames(rgb, self.depth, self.suffix),
         )
         for number in range(first_number, first_number + n):
