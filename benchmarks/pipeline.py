@@ -113,11 +113,8 @@ def bench_model(
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of a process and all its descendants (Linux /proc)."""
-    total = 0
+    total = process_rss(pid)
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
         for task in Path(f"/proc/{pid}/task").iterdir():
             for child in (task / "children").read_text().split():
                 total += tree_rss(int(child))
@@ -126,24 +123,18 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def bench_pipeline(
-    clip: Path, folder: Path, model: str, config: RenderConfig
-) -> tuple[float, int, int, int]:
-    """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output,
-    peak resident bytes of this process and its ffmpeg children together, and of the
-    children alone)."""
+def bench_pipeline(clip: Path, folder: Path, model: str, config: RenderConfig) -> tuple[float, int]:
+    """Whole pipeline in this process; returns (frames/s, peak bytes of temporary files beside
+    the output)."""
     colorizer = load_colorizer(model, "cpu", batch_size=config.batch_size)
     out_dir = Path(tempfile.mkdtemp(dir=folder))
-    peak = [0, 0, 0]
+    peak = [0]
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
             size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
             peak[0] = max(peak[0], size)
-            tree = tree_rss(os.getpid())
-            peak[1] = max(peak[1], tree)
-            peak[2] = max(peak[2], tree - own_rss())
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
@@ -154,14 +145,36 @@ def bench_pipeline(
     finally:
         done.set()
         watcher.join()
-    return result.frames / (time.perf_counter() - start), peak[0], peak[1], peak[2]
+    return result.frames / (time.perf_counter() - start), peak[0]
 
 
-def own_rss() -> int:
-    """Resident bytes of this process alone."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
+def command_memory(clip: Path, folder: Path, model: str, preset: str) -> tuple[int, int]:
+    """Peak resident bytes of ``deoldify-video colorize`` run as a user runs it, with its
+    default settings (a process of its own and its ffmpeg children, sampled every 50 ms):
+    (the whole tree, the ffmpeg processes alone)."""
+    out = folder / "memory.mp4"
+    command = [sys.executable, "-m", "deoldify_video", "colorize", str(clip), "-o", str(out),
+               "--model", model, "--preset", preset, "--overwrite", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(command)
+    tree = children = 0
+    while proc.poll() is None:
+        total = tree_rss(proc.pid)
+        tree = max(tree, total)
+        children = max(children, total - process_rss(proc.pid))
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise SystemExit(f"colorize failed with exit code {proc.returncode}")
+    return tree, children
+
+
+def process_rss(pid: int) -> int:
+    """Resident bytes of one process."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
     return 0
 
 
@@ -193,14 +206,13 @@ def main() -> int:
             runs["model"].append(bench_model(clip, args.model, args.batch_size))
             runs["plain"].append(bench_pipeline(clip, folder, args.model, plain))
             runs["smooth"].append(bench_pipeline(clip, folder, args.model, smooth))
+        rss_tree, rss_children = command_memory(clip, folder, args.model, args.preset)
     io_fps, io_cpu = (median(runs["io"], i) for i in range(2))
     model_fps, model_cpu, smooth_fps = (median(runs["model"], i) for i in range(3))
     render = runs["model"][0][3]
     plain_fps = median(runs["plain"], 0)
     full_fps = median(runs["smooth"], 0)
     disk = max(run[1] for run in runs["plain"] + runs["smooth"])
-    rss_tree = max(run[2] for run in runs["plain"] + runs["smooth"])
-    rss_children = max(run[3] for run in runs["plain"] + runs["smooth"])
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
     cores = os.cpu_count() or 1
@@ -227,9 +239,10 @@ def main() -> int:
         f"(the pipeline reaches {plain_fps / shared:.2f} x that without smoothing)"
     )
     print(
-        f"peak RSS: {rss_self:.0f} MiB (this process, whole run); {rss_tree / 2**20:.0f} MiB "
-        f"(the pipeline with its ffmpeg processes, sampled every 50 ms; the ffmpeg processes "
-        f"alone {rss_children / 2**20:.0f} MiB)"
+        f"peak RSS of `deoldify-video colorize` with its default settings: "
+        f"{rss_tree / 2**20:.0f} MiB with its ffmpeg processes, which alone take "
+        f"{rss_children / 2**20:.0f} MiB (sampled every 50 ms); this benchmark process "
+        f"{rss_self:.0f} MiB"
     )
     print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")
     return 0
