@@ -27,6 +27,7 @@ import logging
 import os
 import pickle
 import re
+import struct
 import time
 import urllib.error
 import urllib.parse
@@ -126,7 +127,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "loading it could run code from the file"
             ) from exc
         raise WeightsError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, struct.error) as exc:
+        # a legacy (non-zip) file cut short fails inside the unpickler, as any of these
         raise WeightsError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
     return unwrap_learner_save(obj, str(path))
 
