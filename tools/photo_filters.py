@@ -24,8 +24,9 @@ class ImageStats:
     Attributes:
         width, height: the image's size in pixels.
         transparent: share of pixels with alpha below 250 (0 without alpha).
-        chroma_spread: standard deviation of the chroma vector (Cb, Cr), 0-255 units: about 0
-            for grey and toned (sepia) images, 10-40 for colour photographs.
+        chroma_spread: standard deviation of the chroma vector (Cb, Cr), 0-255 units: below 1.5
+            for grey and toned (sepia) images, 2-5 for colour photographs of neutral objects
+            (cutlery, white china), 10-40 for most colour photographs.
         luma_std: standard deviation of the luminance, 0-255 units.
         flat: share of 4x4 blocks (at 256 px) of mid-tone luminance (16-239) that varies by
             at most 1 level: large in clip-art, renders with flat fills and screenshots; white
@@ -135,20 +136,22 @@ class Thresholds:
 
     min_short_side: int = MIN_SHORT_SIDE
     max_transparent: float = 0.01
-    min_chroma_spread: float = 5.0
+    min_chroma_spread: float = 1.5
     min_luma_std: float = 12.0
     max_flat: float = 0.3
     min_noise: float = 0.8
     min_colours: float = 5.0
 
 
-def reject_reason(stats: ImageStats, limits: Thresholds = Thresholds()) -> str | None:
+def reject_reason(
+    stats: ImageStats, limits: Thresholds = Thresholds(), clip_art: bool = True
+) -> str | None:
     """Why an image is not a usable colour photograph, or None when it is.
 
     Reasons: ``tiny`` (short side below the minimum), ``cut-out`` (transparent pixels),
     ``near-grey`` (no colour, or one tone such as sepia), ``near-flat`` (little luminance
     contrast), ``clip-art`` (large flat fills, too few colours or no noise: drawings, renders,
-    screenshots and diagrams).
+    screenshots and diagrams; only when ``clip_art`` is true).
     """
     if min(stats.width, stats.height) < limits.min_short_side:
         return "tiny"
@@ -158,7 +161,7 @@ def reject_reason(stats: ImageStats, limits: Thresholds = Thresholds()) -> str |
         return "near-grey"
     if stats.luma_std < limits.min_luma_std:
         return "near-flat"
-    if (
+    if clip_art and (
         stats.flat > limits.max_flat
         or stats.colours < limits.min_colours
         or stats.noise < limits.min_noise
