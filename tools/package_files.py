@@ -217,14 +217,30 @@ def debian_licence(stanzas: list[_Stanza], source_path: str) -> str | None:
 
 
 def _dep5_match(pattern: str, path: str) -> bool:
-    """Whether a DEP-5 glob (``*`` also matches ``/``) matches ``path`` or one of its tails.
+    """Whether a DEP-5 glob (``*`` also matches ``/``) names the installed file ``path``.
 
-    The copyright file names paths of the source tree, the package installs them elsewhere:
-    ``images/*`` matches the installed ``usr/share/game/images/cat.jpg``.
+    The copyright file names paths of the source tree, the package installs them elsewhere
+    and sometimes converted: the glob may match a tail of the path (``images/*`` matches
+    ``usr/share/game/images/cat.jpg``), with or without the file extension (``cat.jpg`` in
+    the source is ``cat.webp`` when installed), and a glob naming one file matches that file
+    name wherever it is installed.
     """
-    regex = re.compile(fnmatch.translate(pattern))
     parts = path.split("/")
-    return any(regex.match("/".join(parts[i:])) for i in range(len(parts)))
+    tails = ["/".join(parts[i:]) for i in range(len(parts))]
+    regex = re.compile(fnmatch.translate(pattern))
+    if any(regex.match(tail) for tail in tails):
+        return True
+    stem = re.compile(fnmatch.translate(_drop_extension(pattern)))
+    if any(stem.match(_drop_extension(tail)) for tail in tails):
+        return True
+    name = pattern.rsplit("/", 1)[-1]
+    return not any(c in name for c in "*?[") and _drop_extension(name) == _drop_extension(parts[-1])
+
+
+def _drop_extension(path: str) -> str:
+    head, _, name = path.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return f"{head}/{stem}" if head else stem
 
 
 def wheel_licence(tree: Path) -> str:

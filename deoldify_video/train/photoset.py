@@ -174,9 +174,7 @@ def select(
     unknown = [s for s in splits if s not in SPLITS]
     if unknown:
         raise UsageError(f"unknown split {unknown[0]!r} (choose from {', '.join(SPLITS)})")
-    chosen = [
-        r for r in records if r.split in splits and (not sources or r.source in sources)
-    ]
+    chosen = [r for r in records if r.split in splits and (not sources or r.source in sources)]
     if not chosen:
         where = f" of source {', '.join(sources)}" if sources else ""
         raise UsageError(f"the manifest has no photo in split {', '.join(splits)}{where}")
