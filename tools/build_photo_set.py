@@ -237,10 +237,14 @@ SOURCES: tuple[Source, ...] = (
     Source(
         deb("libjxl-testdata", "0.0~git20230110.d6168ff-1"),
         "val-source",
-        include=("usr/share/libjxl-testdata/*",),
-        exclude=("*rgb-to-gbr*", "*flower_cropped*", "*non_interleaved*"),
+        include=(
+            "usr/share/libjxl-testdata/external/wesaturate/500px/*_srgb8.png",
+            "usr/share/libjxl-testdata/jxl/flower/flower.png",
+            "usr/share/libjxl-testdata/jxl/hdr_room.png",
+        ),
         subjects=(("*keong_macan*", "landscapes"), ("*hdr_room*", "interiors")),
         subject="plants",
+        clip_art_test=False,
     ),
     Source(
         deb("scribus-template", "1.2.4.1-6"),
@@ -555,12 +559,18 @@ class Rejected:
     reason: str
 
 
+GENERIC_FOLDERS = {"usr", "share", "contents", "images", "image", "resource", "data", "src"}
+
+
 def out_name(path: str, taken: set[str]) -> str:
-    """A short, unique file name for the photo at package ``path`` (``.jpg``)."""
+    """A short, unique file name (``.jpg``) for the photo at package ``path``: its own name,
+    led by as many of its folders (generic ones such as ``images`` skipped) as it takes to
+    differ from the names ``taken``."""
     parts = [p for p in path.replace("!/", "/").split("/") if p]
+    folders = [p for p in parts[:-1] if p.lower() not in GENERIC_FOLDERS]
     stem = parts[-1].rsplit(".", 1)[0]
-    for depth in range(1, len(parts)):
-        name = "_".join([*parts[-1 - depth : -1], stem]) if depth > 1 else stem
+    for depth in range(len(folders) + 1):
+        name = "_".join([*folders[len(folders) - depth :], stem])
         name = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) + ".jpg"
         if name not in taken:
             return name

@@ -31,8 +31,9 @@ class ImageStats:
         flat: share of 4x4 blocks (at 256 px) of mid-tone luminance (16-239) that varies by
             at most 1 level: large in clip-art, renders with flat fills and screenshots; white
             and black backgrounds (objects photographed on white) do not count.
-        noise: the image's noise level (Immerkaer's Laplacian estimate at 256 px, 0-255
-            units): photographs carry sensor noise and texture, renders and clip-art almost none.
+        noise: the image's noise level (Immerkaer's Laplacian estimate at 256 px over the
+            mid-tones, 0-255 units): photographs carry sensor noise and texture, renders and
+            clip-art almost none.
         colours: distinct colours (5 bits per channel) at 256 px, per thousand pixels.
     """
 
@@ -92,16 +93,19 @@ def flat_share(luma: np.ndarray, block: int = 4, tolerance: int = 1) -> float:
 
 
 def noise_level(luma: np.ndarray) -> float:
-    """Noise standard deviation of a ``(H, W)`` uint8 plane (Immerkaer 1996), 0-255 units.
+    """Noise standard deviation of a ``(H, W)`` uint8 plane (Immerkaer 1996), 0-255 units,
+    over its mid-tone pixels (16-239; white and black backgrounds carry none).
 
     The Laplacian-difference kernel cancels smooth shading and straight edges; what is left
     is noise and fine texture. Flat synthetic images give 0.
     """
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64)
-    response = cv2.filter2D(luma.astype(np.float64), -1, kernel)[1:-1, 1:-1]
-    if response.size == 0:
+    response = np.abs(cv2.filter2D(luma.astype(np.float64), -1, kernel)[1:-1, 1:-1])
+    inner = luma[1:-1, 1:-1]
+    mid = (inner >= 16) & (inner <= 239)
+    if response.size == 0 or mid.mean() < 0.05:
         return 0.0
-    return float(np.sqrt(np.pi / 2.0) / 6.0 * np.abs(response).mean())
+    return float(np.sqrt(np.pi / 2.0) / 6.0 * response[mid].mean())
 
 
 def colour_count(rgb: np.ndarray) -> float:
@@ -149,9 +153,10 @@ def reject_reason(
     """Why an image is not a usable colour photograph, or None when it is.
 
     Reasons: ``tiny`` (short side below the minimum), ``cut-out`` (transparent pixels),
-    ``near-grey`` (no colour, or one tone such as sepia), ``near-flat`` (little luminance
-    contrast), ``clip-art`` (large flat fills, too few colours or no noise: drawings, renders,
-    screenshots and diagrams; only when ``clip_art`` is true).
+    ``near-grey`` (no colour: black-and-white photographs; a toned print such as sepia has
+    a chroma spread and is not caught, and none was seen on the contact sheets),
+    ``near-flat`` (little luminance contrast), ``clip-art`` (large flat fills, too few colours
+    or no noise: drawings, renders, screenshots and diagrams; only when ``clip_art`` is true).
     """
     if min(stats.width, stats.height) < limits.min_short_side:
         return "tiny"
