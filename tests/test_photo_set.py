@@ -275,7 +275,8 @@ def test_build_keeps_photos_drops_the_rest_and_is_idempotent(tmp_path: Path) -> 
         shared="pkg",
     )
     out = tmp_path / "out"
-    records, rejected = builder.build((source,), out, tmp_path / "cache", shared)
+    records, rejected, guarded = builder.build((source,), out, tmp_path / "cache", shared)
+    assert guarded == []  # no test-domain source
 
     assert [r.path for r in records] == ["a_photo.png", "f_other.webp"]
     assert {r.path: r.reason.split(" ")[0] for r in rejected} == {
@@ -294,28 +295,49 @@ def test_build_keeps_photos_drops_the_rest_and_is_idempotent(tmp_path: Path) -> 
     manifest = tmp_path / "set.csv"
     write_manifest(manifest, records)
     stamp = (out / first.file).stat().st_mtime_ns
-    again, _ = builder.build((source,), out, tmp_path / "cache", shared)
+    again, _, _ = builder.build((source,), out, tmp_path / "cache", shared)
     assert again == records
     assert (out / first.file).stat().st_mtime_ns == stamp  # not written again
     save(out / "train" / "pkg" / "stale.jpg", photo)
     assert builder.prune(out, again) == [out / "train" / "pkg" / "stale.jpg"]
 
 
-def test_test_domain_duplicates_leave_training(tmp_path: Path) -> None:
+def test_test_domain_images_never_reach_training(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
-    photo = fake_photo(8, (640, 480))
+    photo, other = fake_photo(8, (640, 480)), fake_photo(11, (640, 480))
     save(shared / "train_pkg" / "copy.jpg", photo)
+    save(shared / "train_pkg" / "other_copy.png", cv2.resize(other, (320, 240)))
+    save(shared / "train_pkg" / "own.png", fake_photo(12))
     save(shared / "test_pkg" / "orig.png", photo)
-    common = {"include": ("*",), "licence": "MIT"}
+    save(shared / "test_pkg" / "left_out.png", other)  # not in the test split, still guarded
+    save(shared / "test_pkg" / "icon.png", fake_photo(13, (48, 48)))
     sources = (
-        builder.Source(Package("deb", "train_pkg", "1"), "train", shared="train_pkg", **common),
         builder.Source(
-            Package("pypi", "test_pkg", "1"), "test-domain", shared="test_pkg", **common
+            Package("deb", "train_pkg", "1"), "train", ("*",), licence="MIT", shared="train_pkg"
+        ),
+        builder.Source(
+            Package("pypi", "test_pkg", "1"),
+            "test-domain",
+            ("*",),
+            exclude=("*left_out*",),
+            licence="MIT",
+            shared="test_pkg",
         ),
     )
-    records, rejected = builder.build(sources, tmp_path / "out", tmp_path / "cache", shared)
-    assert [r.split for r in records] == ["test-domain"]
-    assert rejected[0].reason == "duplicate of test-domain/test_pkg/orig.jpg"
+    records, rejected, guarded = builder.build(
+        sources, tmp_path / "out", tmp_path / "cache", shared
+    )
+    assert [(r.split, r.path) for r in records] == [
+        ("test-domain", "orig.png"),
+        ("train", "own.png"),
+    ]
+    reasons = {r.path: r.reason for r in rejected}
+    assert reasons["copy.jpg"] == "copy of the test-domain image test_pkg: orig.png"
+    assert reasons["other_copy.png"] == "copy of the test-domain image test_pkg: left_out.png"
+    assert [g.path for g in guarded] == ["left_out.png", "orig.png"]  # the icon is too small
+    hashes = tmp_path / "hashes.txt"
+    builder.write_test_domain_hashes(guarded, hashes)
+    assert hashes.read_text().splitlines()[1] == f"{phash(other):016x} test_pkg: left_out.png"
 
 
 # --- manifest, loader and guard --------------------------------------------------------------
@@ -380,7 +402,7 @@ def test_loader_refuses_a_renamed_copy_of_a_test_domain_photo(
     grey_copy = cv2.cvtColor(cv2.resize(registered_photo, (300, 225)), cv2.COLOR_RGB2GRAY)
     copy = save(folder / "holiday.jpg", grey_copy)
     assert len(ColorizationData([good], max_side=128).photos) == 1
-    with pytest.raises(UsageError, match=r"holiday\.jpg: a copy of the test-domain photo opencv"):
+    with pytest.raises(UsageError, match=r"holiday\.jpg: a copy of the test-domain image opencv"):
         ColorizationData([good, copy], max_side=128)
     with pytest.raises(UsageError, match="test-domain"):
         train(TrainConfig(data=folder, out=tmp_path / "x.pt", steps=1))
@@ -397,7 +419,7 @@ def test_loader_refuses_a_renamed_copy_of_a_test_domain_photo(
     assert code == 2
 
 
-def test_shipped_test_domain_hashes_match_the_manifest() -> None:
+def test_shipped_test_domain_hashes_cover_the_test_split() -> None:
     manifest = read_manifest(REPO / "tools" / "photo_set.csv")
     test = [r for r in manifest if r.split == "test-domain"]
     lines = [
@@ -405,12 +427,18 @@ def test_shipped_test_domain_hashes_match_the_manifest() -> None:
         for line in photoset.TEST_DOMAIN_HASHES.read_text().splitlines()
         if not line.startswith("#")
     ]
-    assert [(h, name) for h, name in lines] == [(r.phash, f"{r.package}: {r.path}") for r in test]
+    shipped = {(h, name) for h, name in lines}
+    assert {r.phash for r in test} <= {h for h, _ in shipped}
+    assert len(shipped) > len(test)  # every image of those packages, not only the photos
+    assert {name.split(":")[0] for _, name in shipped} == set(TEST_DOMAIN_PACKAGES)
     assert {r.package for r in test} == set(TEST_DOMAIN_PACKAGES)
     assert {r.split for r in manifest} == set(SPLITS)
     held_out = [r for r in manifest if r.split == "val-source"]
     assert len({r.source for r in held_out}) >= 3
     assert not {r.source for r in held_out} & {r.source for r in manifest if r.split == "train"}
+    for r in manifest:  # and no photo of the other splits is a copy of one of them
+        if r.split != "test-domain":
+            assert photoset.find_test_domain_hash(int(r.phash, 16)) is None, r.file
 
 
 def test_evaluate_a_manifest_split_by_source(tmp_path: Path) -> None:

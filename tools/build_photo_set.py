@@ -11,8 +11,9 @@ images; perceptual-hash duplicates are dropped (test-domain sources first, then 
 sources, then training, so a duplicate always leaves training). Each photo is written with a
 long side of 512 px as JPEG quality 92 to ``OUT/<split>/<source>/``, and recorded in the
 manifest (``tools/photo_set.csv``); ``deoldify_video/train/test_domain_hashes.txt`` gets the
-hashes of the test-domain photos, which the training loader refuses. ``tools/PHOTO_SOURCES.md``
-tells which packages were examined and why the others were left out.
+hashes of every image of the test-domain packages, which the training loader refuses.
+``tools/PHOTO_SOURCES.md`` tells which packages were examined and why the others were left
+out.
 
 Re-running is idempotent: downloads, unpacked trees and written photos are reused, and the
 manifest comes out the same.
@@ -63,6 +64,7 @@ OUT_SIDE = 512
 JPEG_QUALITY = 92
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
 SPLIT_ORDER = {"test-domain": 0, "val-source": 1, "train": 2}
+GUARD_MIN_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -590,17 +592,44 @@ def save_photo(rgb: np.ndarray, target: Path) -> None:
     part.replace(target)
 
 
+@dataclass(frozen=True)
+class Guarded:
+    """An image of a test-domain package, which training must never see."""
+
+    phash: int
+    package: str
+    path: str
+
+
+def guard_images(source: Source, tree: Path) -> list[Guarded]:
+    """The pHash of every image of a test-domain package (short side at least 64 px),
+    photograph or not, kept in the test split or not: none of them may be trained on."""
+    guarded = []
+    for file in sorted(tree.rglob("*")):
+        if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        try:
+            rgb, _ = read_image(file)
+        except ProbeError:
+            continue
+        if min(rgb.shape[:2]) >= GUARD_MIN_SIDE:
+            guarded.append(Guarded(phash(rgb), source.name, file.relative_to(tree).as_posix()))
+    return guarded
+
+
 def build(
     sources: tuple[Source, ...], out: Path, cache: Path, shared: Path
-) -> tuple[list[PhotoRecord], list[Rejected]]:
+) -> tuple[list[PhotoRecord], list[Rejected], list[Guarded]]:
     """Fetch every source, keep its photographs, write them under ``out``.
 
     Returns:
-        The manifest records (in build order) and every image left out, with the reason.
+        The manifest records (in build order), every image left out with the reason, and
+        every image of the test-domain packages.
     """
     records: list[PhotoRecord] = []
     rejected: list[Rejected] = []
     kept: list[tuple[int, str]] = []
+    guarded: list[Guarded] = []
     for source in sorted(sources, key=lambda s: SPLIT_ORDER[s.split]):
         if source.shared is not None:
             tree = shared / source.shared
@@ -608,6 +637,8 @@ def build(
         else:
             tree = fetch(source.package, cache)
             licences = Licences(source, tree)
+        if source.split == "test-domain":
+            guarded += guard_images(source, tree)
         taken: set[str] = set()
         before = len(records)
         for path, file in candidates(source, tree):
@@ -618,6 +649,12 @@ def build(
                 continue
             reason = reject_reason(measure(rgb, alpha), clip_art=source.clip_art_test)
             value = phash(rgb)
+            if reason is None and source.split != "test-domain":
+                match = next(
+                    (g for g in guarded if hamming(g.phash, value) <= SAME_PHOTO_BITS), None
+                )
+                if match is not None:
+                    reason = f"copy of the test-domain image {match.package}: {match.path}"
             if reason is None:
                 twin = next((f for h, f in kept if hamming(h, value) <= SAME_PHOTO_BITS), None)
                 reason = None if twin is None else f"duplicate of {twin}"
@@ -646,7 +683,7 @@ def build(
                 )
             )
         logger.info("%s: %d photos", source.name, len(records) - before)
-    return records, rejected
+    return records, rejected, guarded
 
 
 def _written(path: Path, value: int) -> bool:
@@ -668,10 +705,15 @@ def prune(out: Path, records: list[PhotoRecord]) -> list[Path]:
     return stale
 
 
-def write_test_domain_hashes(records: list[PhotoRecord], path: Path) -> None:
-    """The pHash and origin of every test-domain photo, one a line (for the training loader)."""
-    lines = ["# pHash of each test-domain photo (tools/build_photo_set.py); never train on them"]
-    lines += [f"{r.phash} {r.package}: {r.path}" for r in records if r.split == "test-domain"]
+def write_test_domain_hashes(guarded: list[Guarded], path: Path) -> None:
+    """The pHash, package and file name of every test-domain image, one a line (the first of
+    images with the same hash), for the training loader."""
+    lines = ["# pHash of each image of the test-domain packages (tools/build_photo_set.py)"]
+    seen: set[int] = set()
+    for g in guarded:
+        if g.phash not in seen:
+            seen.add(g.phash)
+            lines.append(f"{g.phash:016x} {g.package}: {g.path.rsplit('/', 1)[-1]}")
     part = path.with_name(path.name + ".part")
     part.write_text("\n".join(lines) + "\n")
     part.replace(path)
@@ -733,11 +775,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
-    records, rejected = build(SOURCES, args.out, args.cache or args.out / ".cache", args.shared)
+    records, rejected, guarded = build(
+        SOURCES, args.out, args.cache or args.out / ".cache", args.shared
+    )
     for path in prune(args.out, records):
         logger.info("removed %s (no longer in the set)", path)
     write_manifest(args.manifest, records)
-    write_test_domain_hashes(records, args.hashes)
+    write_test_domain_hashes(guarded, args.hashes)
     write_rejects(rejected, args.out / "rejected.csv")
     if args.sheets:
         write_sheets(records, args.out)

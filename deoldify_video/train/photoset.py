@@ -10,9 +10,10 @@ in a manifest CSV: where it came from, its licence, its subject and its ``split`
   ``scikit-image``, ``scikit-learn`` and matplotlib's sample data), never trained on and never
   used to choose a checkpoint.
 
-The training loader refuses any image whose perceptual hash matches a test-domain photo
-(:func:`test_domain_match`), wherever the file lies and whatever it is called: the hashes
-ship with the package in ``test_domain_hashes.txt``.
+The training loader refuses any image whose perceptual hash matches an image of a test-domain
+package, photograph or not, in the test split or not (:func:`find_test_domain_copy`), wherever
+the file lies and whatever it is called: the hashes ship with the package in
+``test_domain_hashes.txt``.
 """
 
 from __future__ import annotations
@@ -197,31 +198,36 @@ def _test_domain() -> tuple[np.ndarray, tuple[str, ...]]:
     return np.array(hashes, dtype=np.uint64), tuple(names)
 
 
-def test_domain_match(image: np.ndarray) -> str | None:
-    """The test-domain photo that ``image`` is a copy of (``package: path``), or None.
+def find_test_domain_copy(image: np.ndarray) -> str | None:
+    """The test-domain image that ``image`` is a copy of (``package: path``), or None.
 
     Args:
         image: as for :func:`phash`.
     """
+    return find_test_domain_hash(phash(image))
+
+
+def find_test_domain_hash(value: int) -> str | None:
+    """The test-domain image whose pHash is within :data:`SAME_PHOTO_BITS` of ``value``."""
     hashes, names = _test_domain()
     if not len(hashes):
         return None
-    diff = np.bitwise_xor(hashes, np.uint64(phash(image)))
+    diff = np.bitwise_xor(hashes, np.uint64(value))
     bits = np.unpackbits(diff.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
     best = int(np.argmin(bits))
     return names[best] if bits[best] <= SAME_PHOTO_BITS else None
 
 
 def refuse_test_domain(path: Path, image: np.ndarray) -> None:
-    """Raise when ``image`` (read from ``path``) is a test-domain photograph.
+    """Raise when ``image`` (read from ``path``) is a copy of a test-domain image.
 
     Raises:
-        UsageError: naming the file and the test-domain photo it copies.
+        UsageError: naming the file and the test-domain image it copies.
     """
-    match = test_domain_match(image)
+    match = find_test_domain_copy(image)
     if match is not None:
         raise UsageError(
-            f"{path}: a copy of the test-domain photo {match}; the test domain "
+            f"{path}: a copy of the test-domain image {match}; the test domain "
             f"({', '.join(TEST_DOMAIN_PACKAGES)}) is never trained on or used to pick a "
             "checkpoint"
         )
