@@ -311,6 +311,7 @@ def test_test_domain_images_never_reach_training(tmp_path: Path) -> None:
     save(shared / "test_pkg" / "orig.png", photo)
     save(shared / "test_pkg" / "left_out.png", other)  # not in the test split, still guarded
     save(shared / "test_pkg" / "icon.png", fake_photo(13, (48, 48)))
+    save(shared / "test_pkg" / "blank.png", np.full((100, 100, 3), 255, np.uint8))
     sources = (
         builder.Source(
             Package("deb", "train_pkg", "1"), "train", ("*",), licence="MIT", shared="train_pkg"
@@ -334,7 +335,8 @@ def test_test_domain_images_never_reach_training(tmp_path: Path) -> None:
     reasons = {r.path: r.reason for r in rejected}
     assert reasons["copy.jpg"] == "copy of the test-domain image test_pkg: orig.png"
     assert reasons["other_copy.png"] == "copy of the test-domain image test_pkg: left_out.png"
-    assert [g.path for g in guarded] == ["left_out.png", "orig.png"]  # the icon is too small
+    # The icon is too small and the blank page has no content to recognise.
+    assert [g.path for g in guarded] == ["left_out.png", "orig.png"]
     hashes = tmp_path / "hashes.txt"
     builder.write_test_domain_hashes(guarded, hashes)
     assert hashes.read_text().splitlines()[1] == f"{phash(other):016x} test_pkg: left_out.png"
@@ -402,6 +404,8 @@ def test_loader_refuses_a_renamed_copy_of_a_test_domain_photo(
     grey_copy = cv2.cvtColor(cv2.resize(registered_photo, (300, 225)), cv2.COLOR_RGB2GRAY)
     copy = save(folder / "holiday.jpg", grey_copy)
     assert len(ColorizationData([good], max_side=128).photos) == 1
+    flat = save(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
+    assert photoset.find_test_domain_copy(np.asarray(Image.open(flat))) is None
     with pytest.raises(UsageError, match=r"holiday\.jpg: a copy of the test-domain image opencv"):
         ColorizationData([good, copy], max_side=128)
     with pytest.raises(UsageError, match="test-domain"):

@@ -46,6 +46,7 @@ from deoldify_video.train.photoset import (  # noqa: E402
     TEST_DOMAIN_HASHES,
     PhotoRecord,
     hamming,
+    has_content,
     phash,
     write_manifest,
 )
@@ -602,8 +603,8 @@ class Guarded:
 
 
 def guard_images(source: Source, tree: Path) -> list[Guarded]:
-    """The pHash of every image of a test-domain package (short side at least 64 px),
-    photograph or not, kept in the test split or not: none of them may be trained on."""
+    """The pHash of every image of a test-domain package (short side at least 64 px, not
+    flat), photograph or not, kept in the test split or not: none of them may be trained on."""
     guarded = []
     for file in sorted(tree.rglob("*")):
         if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
@@ -612,7 +613,7 @@ def guard_images(source: Source, tree: Path) -> list[Guarded]:
             rgb, _ = read_image(file)
         except ProbeError:
             continue
-        if min(rgb.shape[:2]) >= GUARD_MIN_SIDE:
+        if min(rgb.shape[:2]) >= GUARD_MIN_SIDE and has_content(rgb):
             guarded.append(Guarded(phash(rgb), source.name, file.relative_to(tree).as_posix()))
     return guarded
 

@@ -77,6 +77,17 @@ def phash(image: np.ndarray) -> int:
     return int(sum(1 << i for i, bit in enumerate(bits) if bit))
 
 
+def has_content(image: np.ndarray) -> bool:
+    """Whether the image's 32x32 luminance varies by more than 4 levels (std, 0-255): the
+    hash of a flat image is rounding noise and says nothing about it.
+
+    Args:
+        image: as for :func:`phash`.
+    """
+    small = cv2.resize(_grey(image), (32, 32), interpolation=cv2.INTER_AREA)
+    return float(small.std()) > 4.0
+
+
 def hamming(a: int, b: int) -> int:
     """Number of differing bits between two hashes.
 
@@ -199,12 +210,13 @@ def _test_domain() -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def find_test_domain_copy(image: np.ndarray) -> str | None:
-    """The test-domain image that ``image`` is a copy of (``package: path``), or None.
+    """The test-domain image that ``image`` is a copy of (``package: path``), or None (also
+    for a flat image: see :func:`has_content`).
 
     Args:
         image: as for :func:`phash`.
     """
-    return find_test_domain_hash(phash(image))
+    return find_test_domain_hash(phash(image)) if has_content(image) else None
 
 
 def find_test_domain_hash(value: int) -> str | None:
