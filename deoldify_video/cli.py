@@ -120,8 +120,8 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split",
         default="val-source",
-        choices=["train", "val-source", "test-domain"],
-        help="with a manifest: the split to score (default val-source)",
+        help="with a manifest: the split to score, train, val-source or test-domain "
+        "(default val-source)",
     )
     p.add_argument(
         "--source",
@@ -384,15 +384,15 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     from .inference import load_colorizer
     from .train.data import list_images
     from .train.evaluate import contact_sheet, evaluate_images
-    from .train.photoset import read_manifest, select
+    from .train.photoset import manifest_photos
 
     images = Path(args.images)
     root = Path(args.root) if args.root else None
     sources = None
     if images.suffix.lower() == ".csv":
-        records = select(read_manifest(images), (args.split,), args.source)
-        photos = [(root or images.parent) / r.file for r in records]
-        sources = [r.source for r in records]
+        chosen = manifest_photos(images, root, (args.split,), args.source)
+        photos = [path for path, _ in chosen]
+        sources = [record.source for _, record in chosen]
     elif args.source:
         raise UsageError("--source needs a photo set manifest (.csv) as --images")
     else:

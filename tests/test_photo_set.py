@@ -477,6 +477,14 @@ def test_evaluate_a_manifest_split_by_source(tmp_path: Path) -> None:
     )
     assert one.returncode == 2 and "no photo in split train of source x" in one.stderr
     assert "Traceback" not in one.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "deoldify_video", "evaluate", "--images", str(manifest)]
+        + ["--root", str(root), "--split", "holdout"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "unknown split 'holdout'" in bad.stderr
 
 
 def test_manifest_rows_are_csv_with_the_documented_columns() -> None:

@@ -4,8 +4,8 @@ Each sample is a random resized crop of a photo, flipped at random, sometimes wi
 objects (RGBA images with transparency, such as clip-art stamps) pasted onto it. The network
 input is the crop's luminance degraded like old film (faded contrast, blur, vignetting,
 brightness flicker, grain, dust and scratches, compression artefacts); the target is the
-crop's true colour. Photos may be named by a photo set manifest (``photoset``), and no
-test-domain photograph is ever accepted for training.
+crop's true colour. Photos may be named by a photo set manifest (``photoset``), and no copy
+of a test-domain image is ever accepted for training.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 
 from ..color import rgb_to_ycbcr
 from ..errors import UsageError
-from .photoset import read_manifest, refuse_test_domain, select
+from .photoset import manifest_photos, refuse_test_domain
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +47,13 @@ def list_images(
     Raises:
         UsageError: ``source`` does not exist or holds no image.
     """
-    base = source.parent if root is None else root
     if source.suffix.lower() == ".csv":
-        return [base / r.file for r in select(read_manifest(source), splits, sources)]
+        return [path for path, _ in manifest_photos(source, root, splits, sources)]
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     elif source.is_file():
         lines = source.read_text().splitlines()
+        base = source.parent if root is None else root
         paths = [base / line.strip() for line in lines if line.strip()]
     else:
         raise UsageError(f"{source}: no such folder or list file")
@@ -213,7 +213,7 @@ class ColorizationData:
     """Photos (and optional cut-outs) held in memory, turned into random training samples.
 
     Every image is checked against the test domain (``photoset.refuse_test_domain``): a copy
-    of a test-domain photograph, under any name and in any folder, stops the loading.
+    of a test-domain image, under any name and in any folder, stops the loading.
 
     Args:
         photos: colour images used whole (random crops).

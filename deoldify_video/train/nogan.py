@@ -61,7 +61,8 @@ class TrainConfig:
         batch_size: crops per step.
         resume: continue each phase from its checkpoint in ``work_dir``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-        data_root: folder that a list file's paths are relative to (default: its folder).
+        data_root: folder that a list file's or manifest's paths are relative to (default:
+            its folder).
         extra: more image folders or lists (RGBA cut-outs are pasted onto crops).
         val: validation photos (folder, list or manifest, whose ``val-source`` split is
             taken; relative to ``data_root``) used to choose the snapshot to ship; None ships

@@ -193,6 +193,23 @@ def select(
     return chosen
 
 
+def manifest_photos(
+    manifest: Path,
+    root: Path | None = None,
+    splits: Sequence[str] = ("train",),
+    sources: Sequence[str] = (),
+) -> list[tuple[Path, PhotoRecord]]:
+    """The photo files of a manifest's splits (and sources), with their records.
+
+    Args:
+        manifest: the manifest CSV.
+        root: the photo set folder its ``file`` paths start from (default: its own folder).
+        splits, sources: as for :func:`select`.
+    """
+    base = manifest.parent if root is None else root
+    return [(base / r.file, r) for r in select(read_manifest(manifest), splits, sources)]
+
+
 # ---------------------------------------------------------------------------------------------
 # The test-domain guard
 
