@@ -399,8 +399,13 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         photos = list_images(images, root)
     missing = [str(path) for path in photos if not path.is_file()]
     if missing:
+        hint = (
+            " (build the photo set with tools/build_photo_set.py --out DIR and give --root DIR)"
+            if sources is not None
+            else ""
+        )
         raise UsageError(
-            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}"
+            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}{hint}"
         )
     colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
     report = evaluate_images(

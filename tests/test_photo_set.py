@@ -485,6 +485,15 @@ def test_evaluate_a_manifest_split_by_source(tmp_path: Path) -> None:
         timeout=300,
     )
     assert bad.returncode == 2 and "unknown split 'holdout'" in bad.stderr
+    unbuilt = subprocess.run(
+        [sys.executable, "-m", "deoldify_video", "evaluate", "--images", str(manifest)]
+        + ["--root", str(tmp_path / "elsewhere")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert unbuilt.returncode == 2 and "3 listed photos not found" in unbuilt.stderr
+    assert "tools/build_photo_set.py" in unbuilt.stderr
 
 
 def test_manifest_rows_are_csv_with_the_documented_columns() -> None:
