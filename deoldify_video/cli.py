@@ -98,15 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a lite colorizer on your own photos (NoGAN)")
-    p.add_argument("--data", required=True, help="colour photos: a folder or a .txt list")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="colour photos: a folder, a .txt list or a photo set manifest .csv (its train split)",
+    )
     p.add_argument("--out", required=True, help="weights file to write (fp16 state dict)")
     p.add_argument("--phase", default="all", choices=["gen", "critic", "gan", "all"])
     p.add_argument("--steps", type=int, default=None, help="step budget of each phase")
     p.add_argument("--minutes", type=float, default=None, help="time budget of each phase")
     p.add_argument("--size", type=int, default=192, help="crop side in pixels (default 192)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
-    p.add_argument("--val", default=None, help="validation photos that choose the checkpoint")
-    p.add_argument("--root", default=None, help="folder the .txt lists' paths start from")
+    p.add_argument(
+        "--val",
+        default=None,
+        help="validation photos that choose the checkpoint (a manifest: its val-source split)",
+    )
+    p.add_argument("--root", default=None, help="folder the lists' and manifest's paths start from")
     p.add_argument("--extra", nargs="*", default=[], help="more folders (RGBA cut-outs are pasted)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -118,7 +126,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="measure colorization quality on photos or a video")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--images", metavar="DIR", help="colour photos (a folder or a .txt list)")
+    what.add_argument(
+        "--images",
+        metavar="DIR",
+        help="colour photos: a folder, a .txt list or a photo set manifest .csv",
+    )
     what.add_argument(
         "--video",
         nargs="+",
@@ -126,7 +138,20 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores",
     )
     _add_model_options(p)
-    p.add_argument("--root", default=None, help="folder a .txt list's paths start from")
+    p.add_argument("--root", default=None, help="folder a list's or manifest's paths start from")
+    p.add_argument(
+        "--split",
+        default="val-source",
+        help="with a manifest: the split to score, train, val-source or test-domain "
+        "(default val-source)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with a manifest: only this source (repeatable)",
+    )
     p.add_argument("--max-side", type=int, default=None, help="shrink photos to this long side")
     p.add_argument(
         "--max-frames", type=int, default=240, help="video frames to score (default 240)"
@@ -398,12 +423,28 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     from .inference import load_colorizer
     from .train.data import list_images
     from .train.evaluate import contact_sheet, evaluate_images
+    from .train.photoset import manifest_photos
 
-    photos = list_images(Path(args.images), Path(args.root) if args.root else None)
+    images = Path(args.images)
+    root = Path(args.root) if args.root else None
+    sources = None
+    if images.suffix.lower() == ".csv":
+        chosen = manifest_photos(images, root, (args.split,), args.source)
+        photos = [path for path, _ in chosen]
+        sources = [record.source for _, record in chosen]
+    elif args.source:
+        raise UsageError("--source needs a photo set manifest (.csv) as --images")
+    else:
+        photos = list_images(images, root)
     missing = [str(path) for path in photos if not path.is_file()]
     if missing:
+        hint = (
+            " (build the photo set with tools/build_photo_set.py --out DIR and give --root DIR)"
+            if sources is not None
+            else ""
+        )
         raise UsageError(
-            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}"
+            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}{hint}"
         )
     colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
     report = evaluate_images(
@@ -413,6 +454,7 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         colorizer.device,
         colorizer.render_factor,
         args.max_side,
+        sources,
     )
     summary = report.to_dict()
     if args.sheet:
@@ -432,6 +474,15 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         f"{'colorized':14}{mean['ciede2000']:10.2f}{mean['psnr']:8.2f}{mean['colorfulness']:14.1f}"
     )
     print(f"{'truth':14}{0.0:10.2f}{'-':>8}{mean['truth_colorfulness']:14.1f}")
+    by_source = summary.get("by_source")
+    if isinstance(by_source, dict):
+        print(f"\n{'source':30}{'photos':>7}{'CIEDE2000':>10}{'grey':>7}{'colour':>8}{'truth':>7}")
+        for name, part in by_source.items():
+            m = part["mean"]
+            print(
+                f"{name:30}{part['count']:7}{m['ciede2000']:10.2f}{m['grey_ciede2000']:7.2f}"
+                f"{m['colorfulness']:8.1f}{m['truth_colorfulness']:7.1f}"
+            )
     return 0
 
 
