@@ -262,7 +262,7 @@ SOURCES: tuple[Source, ...] = (
         ),
         subjects=(("*teriyaki*", "food"), ("*pizza*", "food")),
         subject="landscapes",
-        licence="public domain / GPL-2+ (per template, see the package's copyright)",
+        licence="public domain (templates by Riku Leino, the package's copyright)",
     ),
     Source(
         deb("qtbase5-examples", "5.15.8+dfsg-11+deb12u3"),
