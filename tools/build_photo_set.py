@@ -262,7 +262,7 @@ SOURCES: tuple[Source, ...] = (
         ),
         subjects=(("*teriyaki*", "food"), ("*pizza*", "food")),
         subject="landscapes",
-        licence="public domain / GPL-2+ (per template, see the package's copyright)",
+        licence="public domain (templates by Riku Leino, the package's copyright)",
     ),
     Source(
         deb("qtbase5-examples", "5.15.8+dfsg-11+deb12u3"),
@@ -616,12 +616,13 @@ def _largest_per_folder(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]
 
 
 class Licences:
-    """The licence of each file of one source."""
+    """The licence of each file of one source: the source's own, the wheel's, or the file's
+    stanza of the Debian copyright file."""
 
     def __init__(self, source: Source, tree: Path) -> None:
         self.fixed = source.licence
-        self.stanzas = []
-        self.wheel = None
+        self.stanzas: list = []
+        self.wheel: str | None = None
         if self.fixed is not None:
             return
         if source.package.kind == "pypi":
@@ -723,12 +724,8 @@ def build(
     kept: list[tuple[int, str]] = []
     guarded: list[Guarded] = []
     for source in sorted(sources, key=lambda s: SPLIT_ORDER[s.split]):
-        if source.shared is not None:
-            tree = shared / source.shared
-            licences = Licences(source, tree)
-        else:
-            tree = fetch(source.package, cache)
-            licences = Licences(source, tree)
+        tree = shared / source.shared if source.shared else fetch(source.package, cache)
+        licences = Licences(source, tree)
         if source.split == "test-domain":
             guarded += guard_images(source, tree)
         taken: set[str] = set()
