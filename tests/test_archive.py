@@ -242,3 +242,18 @@ def test_find_sequence_numbering(tmp_path):
     assert (sequence.start, sequence.count, sequence.path(1).name) == (1, 1, "g_0001.dpx")
     with pytest.raises(ProbeError, match="no file matches"):
         find_sequence(tmp_path / "h_%04d.dpx")
+
+
+def test_x264_lookahead_is_shorter_above_1080p():
+    """x264's lookahead holds whole frames: at 4K its default costs 1.7 GB."""
+    from fractions import Fraction
+
+    from deoldify_video.media.writer import EncodeSettings, writer_command
+
+    def command(width: int, height: int) -> list[str]:
+        settings = EncodeSettings(width, height, Fraction(24), Fraction(1), 8, False, "", "", "")
+        return writer_command(settings)
+
+    uhd = command(3840, 2160)
+    assert uhd[uhd.index("-rc-lookahead") + 1] == "20"
+    assert "-rc-lookahead" not in command(1920, 1080)

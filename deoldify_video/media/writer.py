@@ -189,7 +189,11 @@ def colour_args(settings: EncodeSettings) -> list[str]:
 def _codec_args(s: EncodeSettings) -> list[str]:
     no_b_frames = [] if s.b_frames else ["-bf", "0"]
     if s.codec == "libx264":
-        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames]
+        # x264 holds its lookahead's frames: 40 of them at medium, 1.7 GB at 4K. Above 1080p
+        # half of them keeps the whole run under 3 GB, at a small cost in compression.
+        lookahead = ["-rc-lookahead", "20"] if s.width * s.height > 1920 * 1088 else []
+        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
+                *lookahead]  # fmt: skip
     if s.codec == "libx265":
         return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
                 "-x265-params", "log-level=error"]  # fmt: skip
