@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -528,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # OpenMP threads that spin while ffmpeg works cost more than they save; the policy is read
+    # when torch loads, which happens below, once the command is known.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format=f"{PROG}: %(levelname)s: %(message)s",

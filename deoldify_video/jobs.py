@@ -29,8 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .checksum import sha256_of
 from .errors import JobStateError, UsageError
-from .nets.weights import sha256_of
 from .types import Segment, VideoInfo
 
 log = logging.getLogger(__name__)

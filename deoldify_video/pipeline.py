@@ -650,9 +650,9 @@ def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count (default: every core) and return it.
 
     The model is the slow part, and on two cores giving it both measured fastest for the whole
-    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads wait passively rather than spin
-    while ffmpeg works: ``OMP_WAIT_POLICY=PASSIVE`` is set when the package is imported, before
-    torch loads.
+    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads should wait passively rather than
+    spin while ffmpeg works: the command line sets ``OMP_WAIT_POLICY=PASSIVE`` before torch
+    loads (a library caller sets it in its own environment).
 
     Raises:
         UsageError: ``threads`` is below 1.

@@ -21,7 +21,6 @@ The only module of :mod:`deoldify_video.nets` that touches the disk or the netwo
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.client
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checksum import sha256_of
 from ..errors import WeightsError
 from . import registry
 from .registry import ModelSpec
@@ -80,15 +80,6 @@ def installed_weights() -> list[tuple[ModelSpec, Path, int]]:
         if path.is_file():
             found.append((spec, path, path.stat().st_size))
     return found
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- reading files
