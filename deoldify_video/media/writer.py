@@ -21,6 +21,10 @@ from .reader import full_range, is_rgb_source, plane_depth
 log = logging.getLogger(__name__)
 
 CODECS = ("libx264", "libx265", "ffv1", "prores")
+# The encoders that take a quality (--crf) and a speed preset (--preset).
+TUNABLE_CODECS = ("libx264", "libx265")
+DEFAULT_CRF = 17
+DEFAULT_PRESET = "medium"
 # Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
 # and gives a slightly lower quality at the same CRF.
 PRESETS = (
@@ -58,8 +62,8 @@ class EncodeSettings:
     color_primaries: str
     color_transfer: str
     codec: str = "libx264"
-    crf: int = 17
-    preset: str = "medium"
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
     b_frames: bool = True
     field_order: str = ""
 
@@ -93,13 +97,29 @@ class EncodeSettings:
 def encode_settings(
     info: VideoInfo,
     codec: str = "libx264",
-    crf: int = 17,
-    preset: str = "medium",
+    crf: int | None = None,
+    preset: str | None = None,
     b_frames: bool = True,
 ) -> EncodeSettings:
-    """Settings that reproduce the source's geometry, range and colour tags."""
+    """Settings that reproduce the source's geometry, range and colour tags.
+
+    Args:
+        crf, preset: for :data:`TUNABLE_CODECS` only; None for the defaults (17, medium).
+
+    Raises:
+        UsageError: an unknown codec or preset, a crf outside 0-51, or a crf or preset given
+            for a codec that takes none.
+    """
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    for option, value in (("--crf", crf), ("--preset", preset)):
+        if value is not None and codec not in TUNABLE_CODECS:
+            raise UsageError(
+                f"{option} applies to {' and '.join(TUNABLE_CODECS)}, not to {codec}; "
+                f"leave it out with --codec {codec}"
+            )
+    crf = DEFAULT_CRF if crf is None else crf
+    preset = DEFAULT_PRESET if preset is None else preset
     if not 0 <= crf <= 51:
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
     if preset not in PRESETS:

@@ -30,18 +30,26 @@ def list_images(source: Path, root: Path | None = None) -> list[Path]:
     """The image files named by ``source``.
 
     Args:
-        source: a folder (searched recursively for images) or a ``.txt`` file with one image
-            path a line.
+        source: a folder (searched recursively for images), a ``.txt`` file with one image
+            path a line, or one image.
         root: the folder that a list file's relative paths start from (default: the list
             file's own folder).
 
     Raises:
-        UsageError: ``source`` does not exist or holds no image.
+        UsageError: ``source`` does not exist, holds no image, or is a file that is neither
+            an image nor a text list.
     """
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        paths = [source]
     elif source.is_file():
-        lines = source.read_text().splitlines()
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{source}: neither a photo ({', '.join(IMAGE_SUFFIXES)}) nor a text list of photos"
+            ) from None
         base = source.parent if root is None else root
         paths = [base / line.strip() for line in lines if line.strip()]
     else:
