@@ -619,9 +619,19 @@ def _expected_size(spec: ModelSpec) -> str:
 
 
 class _ProgressBars:
-    """Turns the library's ProgressEvents into one tqdm bar per stage."""
+    """Turns the library's ProgressEvents into one tqdm bar per stage.
 
-    UNITS = {"download": ("B", True), "colorize": ("frame", False), "mux": ("step", False)}
+    A bar starts at the count its first event reports, so after a resume its rate and ETA
+    count only this run's work. Stages follow each other: a new stage's bar closes the bars
+    before it, so it is drawn below them and never moves them.
+    """
+
+    UNITS = {
+        "download": ("B", True),
+        "colorize": ("frame", False),
+        "mux": ("step", False),
+        "score": ("step", False),
+    }
 
     def __init__(self, disabled: bool) -> None:
         self.disabled = disabled
@@ -635,9 +645,11 @@ class _ProgressBars:
             return
         bar = self.bars.get(event.stage)
         if bar is None:
+            self._close()
             unit, scale = self.UNITS.get(event.stage, ("step", False))
             bar = tqdm(
                 total=event.total,
+                initial=event.done,
                 desc=event.stage,
                 unit=unit,
                 unit_scale=scale,
@@ -649,9 +661,12 @@ class _ProgressBars:
         if event.message:
             bar.set_postfix_str(event.message, refresh=False)
 
-    def __exit__(self, *exc: object) -> None:
+    def _close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -222,7 +222,9 @@ def run_video(
         weights_digest(colorizer.model),
         render_settings(job, colorizer, segment_frames, warmup),
         jobs.plan_segments(info.frame_count, segment_frames),
-    )
+        {"device": str(colorizer.device), "threads": torch.get_num_threads(),
+         "workers": options.workers},
+    )  # fmt: skip
     output.parent.mkdir(parents=True, exist_ok=True)
     with jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
