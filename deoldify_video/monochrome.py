@@ -50,7 +50,7 @@ def chroma_spread(rgb: np.ndarray) -> float:
         for a uniform tint; below about 4 for toned, tinted and colour-cast black-and-white.
 
     >>> grey = np.tile(np.arange(256, dtype=np.uint8)[:, None, None], (1, 64, 3))
-    >>> chroma_spread(grey)
+    >>> round(chroma_spread(grey), 3)
     0.0
     >>> chroma_spread((grey * np.array([1.0, 0.8, 0.6])).astype(np.uint8)) < COLOUR_SPREAD
     True
