@@ -198,6 +198,72 @@ def test_differences_name_what_changed(tmp_path, make_clip):
     assert recorded.differences(edited) == ["the input file's content changed"]
 
 
+def test_differences_speak_of_the_options_the_user_gave(tmp_path, make_clip):
+    """basic.mp4 runs at 25 fps: 125 frames are --segment-seconds 5."""
+    base = {"segment_frames": 125, "smooth": True, "smooth_strength": 0.6, "warmup_frames": 13,
+            "batch_size": 8, "model_batch_size": 8}  # fmt: skip
+    recorded = _manifest(tmp_path, make_clip, **base)
+    longer = _manifest(tmp_path, make_clip, **{**base, "segment_frames": 250})
+    assert recorded.differences(longer) == ["--segment-seconds 5 -> 10"]
+    stronger = _manifest(tmp_path, make_clip, **{**base, "smooth_strength": 0.8,
+                         "warmup_frames": 27, "batch_size": 4, "model_batch_size": 4})  # fmt: skip
+    assert recorded.differences(stronger) == ["--batch-size 8 -> 4, --smooth-strength 0.6 -> 0.8"]
+    off = _manifest(tmp_path, make_clip, **{**base, "smooth": False, "smooth_strength": None,
+                    "warmup_frames": 0})  # fmt: skip
+    assert recorded.differences(off) == ["--no-smooth (the job smooths)"]
+    assert off.differences(recorded) == ["smoothing on (the job was started with --no-smooth)"]
+    text = " ".join(recorded.differences(longer) + recorded.differences(stronger))
+    assert "segment_frames" not in text and "warmup" not in text
+
+
+def test_a_touched_but_unchanged_input_resumes_with_a_warning(tmp_path, make_clip, caplog):
+    source = tmp_path / "reel.mp4"
+    source.write_bytes(make_clip("basic.mp4").read_bytes())
+    info = probe(source)
+
+    def request() -> jobs.Manifest:
+        return jobs.new_manifest(source, tmp_path / "out.mkv", info, "lite", "ab" * 32,
+                                 {"crf": 17}, jobs.plan_segments(30, 10))  # fmt: skip
+
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    recorded = jobs.open_job(job_dir, request(), fresh=False)
+    os.utime(source, ns=(recorded.input.mtime_ns + 10**9, recorded.input.mtime_ns + 10**9))
+    touched = request()
+    assert recorded.differences(touched) == []
+    resumed = jobs.open_job(job_dir, touched, fresh=False)
+    assert "its modification time changed, but its size and content fingerprint did not" in (
+        caplog.text
+    )
+    assert resumed.input == touched.input == jobs.read_manifest(job_dir).input
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other content
+    source.write_bytes(bytes(data))
+    with pytest.raises(JobStateError, match="the input file's content changed"):
+        jobs.open_job(job_dir, request(), fresh=False)
+
+
+def test_a_resume_with_other_threads_or_workers_says_what_that_means(tmp_path, make_clip, caplog):
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    started = dataclasses.replace(
+        _manifest(tmp_path, make_clip), execution={"device": "cpu", "threads": 2, "workers": 1}
+    )
+    jobs.open_job(job_dir, started, fresh=False)
+    again = dataclasses.replace(started, execution={"device": "cpu", "threads": 1, "workers": 2})
+    assert started.differences(again) == []
+    jobs.open_job(job_dir, again, fresh=False)
+    assert (
+        "this job was started with --device cpu --threads 2 --workers 1, this run has "
+        "--device cpu --threads 1 --workers 2: the segments colorized now may differ from an "
+        "uninterrupted run's in the last bit" in caplog.text
+    )
+    assert jobs.read_manifest(job_dir).execution == started.execution  # the job's own
+    caplog.clear()
+    jobs.open_job(job_dir, started, fresh=False)
+    assert "may differ" not in caplog.text
+
+
 def test_fingerprint_samples_a_large_file(tmp_path):
     path = tmp_path / "big.bin"
     size = 64 << 20
