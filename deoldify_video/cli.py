@@ -362,7 +362,7 @@ def _duration(seconds: float) -> str:
 
 def cmd_image(args: argparse.Namespace) -> int:
     """Colorize every photo named (folders expanded); a photo that fails gets its error line
-    and the others go on; exit code 2 and a summary when any failed."""
+    and the others go on; exit code 2 when any failed, with a summary when there were several."""
     from .images import colorize_image
 
     out_dir = Path(args.output_dir) if args.output_dir is not None else None
@@ -404,7 +404,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     if skipped:
         summary += f", {skipped} skipped (their output exists)"
     if failures:
-        print(f"{PROG}: {summary}, {len(failures)} failed", file=sys.stderr)
+        if total > 1:
+            print(f"{PROG}: {summary}, {len(failures)} failed", file=sys.stderr)
         return 2
     if total > 1 and not args.quiet:
         print(summary)

@@ -125,7 +125,7 @@ def test_bad_outputs_and_options(tmp_path, make_clip, tiny_weights):
     model = ("--model", str(tiny_weights))
     cases = [
         (["-o", source], "overwrite the input"),
-        (["-o", str(source / "out.mp4")], "is a file, not a folder"),
+        (["-o", f"{source}/out.mp4"], "is a file, not a folder"),
         (["-o", str(tmp_path / "out.webm")], "unsupported output extension"),
         (["-o", str(tmp_path / "out.mp4"), "--codec", "ffv1"], "cannot hold ffv1"),
         (["-o", str(tmp_path / "out.mp4"), "--render-factor", "0"], "render factor"),
