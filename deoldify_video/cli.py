@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("colorize", help="colorize a video file")
-    p.add_argument("input", metavar="INPUT", help="video file, or an http(s) URL (yt-dlp)")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="video file, image sequence (a folder of numbered frames or a pattern such as "
+        "scans/reel1_%%06d.dpx), or an http(s) URL (yt-dlp)",
+    )
     p.add_argument(
         "-o",
         "--output",
-        help="output file, or a folder (an existing one, or a name ending in /) for the default "
-        "name; missing folders are created (default: INPUT_colorized.EXT beside the input)",
+        help="output file, numbered frames (out/reel1_%%06d.tif), or a folder (an existing one, "
+        "or a name ending in /) for the default name; missing folders are created (default: "
+        "INPUT_colorized.EXT beside the input)",
     )
     _add_model_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
@@ -77,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--playlist", action="store_true", help="colorize every item of a playlist URL")
+    p.add_argument(
+        "--fps",
+        type=_frame_rate,
+        help="frame rate of an image sequence: 24, 25, 24000/1001... (default 24)",
+    )
+    p.add_argument(
+        "--audio", metavar="FILE", help="sound for an image sequence (WAV, BWF), muxed unchanged"
+    )
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
@@ -298,7 +313,7 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         smooth_strength=args.smooth_strength,
         recolor=args.recolor,
     )
-    job = plan_video(input_path, output, config, overwrite=args.overwrite)
+    job = plan_video(input_path, output, config, args.overwrite, args.fps, args.audio)
     colorizer = _shared_colorizer(
         args.model, args.weights, args.device, args.render_factor, args.batch_size
     )
@@ -314,7 +329,8 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         )
         return 130
     if not args.quiet:
-        print(f"{result.output}: {result.frames} frames colorized")
+        rate = f" at {_fps_text(result.info.fps)} frames/s" if result.info.is_sequence else ""
+        print(f"{result.output}: {result.frames} frames colorized{rate}")
     return 0
 
 
@@ -326,6 +342,21 @@ def _shared_colorizer(
     from .inference import load_colorizer
 
     return load_colorizer(model, device, render_factor, batch_size, weights=weights)
+
+
+def _frame_rate(text: str) -> Fraction:
+    """``--fps``: a positive number or ratio (``24``, ``23.976``, ``24000/1001``)."""
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r}") from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"the frame rate must be positive, got {text}")
+    return rate
+
+
+def _fps_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 from .checksum import sha256_of
 from .errors import JobStateError, UsageError
+from .media.sequence import ImageSequence, find_sequence, output_sequence
 from .types import Segment, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,11 @@ class JobOptions:
 
 
 def default_job_dir(output: Path) -> Path:
-    """``<output name>.job`` beside the output."""
-    return output.with_name(output.name + ".job")
+    """``<output name>.job`` beside the output (``reel1_.tif.job`` for numbered frames
+    ``reel1_%06d.tif``: no ``%`` in the job's paths)."""
+    pattern = output_sequence(output)
+    name = output.name if pattern is None else pattern[0] + pattern[1]
+    return output.with_name(name + ".job")
 
 
 # --------------------------------------------------------------------------- the segment plan
@@ -182,6 +186,22 @@ class InputIdentity:
     def of(cls, path: Path) -> InputIdentity:
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fingerprint(path))
+
+    @classmethod
+    def of_sequence(cls, sequence: ImageSequence) -> InputIdentity:
+        """An image sequence's identity: its pattern, its frames' total size and latest
+        modification time, and a fingerprint of every frame's number and size and of the
+        first, middle and last frames' content."""
+        files = sequence.files()
+        stats = [f.stat() for f in files]
+        digest = hashlib.sha256(f"{sequence.start}:{sequence.count}".encode())
+        for file, stat in zip(files, stats, strict=True):
+            digest.update(f"{file.name}:{stat.st_size};".encode())
+        for file in dict.fromkeys([files[0], files[len(files) // 2], files[-1]]):
+            digest.update(fingerprint(file).encode())
+        pattern = str(Path(sequence.pattern).resolve())
+        size = sum(stat.st_size for stat in stats)
+        return cls(pattern, size, max(stat.st_mtime_ns for stat in stats), digest.hexdigest())
 
 
 def probe_record(info: VideoInfo) -> dict[str, Any]:
@@ -395,7 +415,9 @@ def new_manifest(
             1}``), recorded to warn a resume that runs it elsewhere.
     """
     return Manifest(
-        input=InputIdentity.of(source),
+        input=InputIdentity.of_sequence(find_sequence(source))
+        if info.is_sequence
+        else InputIdentity.of(source),
         output=str(output.resolve()),
         probe=probe_record(info),
         model=model,

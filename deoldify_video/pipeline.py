@@ -21,13 +21,14 @@ import logging
 import os
 import queue
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.multiprocessing
 
@@ -37,10 +38,13 @@ from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
 from .media import mux as muxing
-from .media.probe import frame_times, frame_timestamps, probe
+from .media.image_writer import ImageSequenceWriter, image_format
+from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
 from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
 from .types import ProgressEvent, RenderConfig, VideoInfo
 
@@ -49,6 +53,8 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
+BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames
+FRAMES_PER_WRITE = 8  # frames an image encoder writes before they are renamed into place
 DEFAULT_CONFIG = RenderConfig()
 # The strongest smoothing offered: its warm-up is already 122 frames per segment.
 MAX_SMOOTH_STRENGTH = 0.95
@@ -57,18 +63,21 @@ STILL_IMAGE_CODECS = frozenset(
     ["mjpeg", "png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "jpegxl", "qoi",
      "ppm", "pgm", "pgmyuv", "pbm", "pam", "targa", "sgi", "pcx", "dpx", "exr", "xwd", "psd"]
 )  # fmt: skip
-_DONE = object()
 
 # Working files of a job folder (jobs.py keeps its list of prefixes in step with these).
 JOINED_NAME = "video.mkv"
 CONCAT_NAME = "video.concat.mkv"
 LIST_NAME = "segments.ffconcat"
+FRAME_STAGE = "video.frame"  # image frames are written as video.frame<number>.<ext> first
 
 
 def default_output_path(input_path: str | Path) -> Path:
     """``<stem>_colorized<ext>`` beside the input; Matroska when the input's container is not
-    one we write."""
+    one we write; ``<folder>_colorized.mkv`` beside the folder of an image sequence."""
     path = Path(input_path)
+    if is_sequence(path):
+        folder = path if path.is_dir() else path.parent
+        return folder.resolve().with_name(f"{folder.resolve().name}_colorized.mkv")
     ext = path.suffix.lower() if path.suffix.lower() in muxing.MUXERS else ".mkv"
     return path.with_name(f"{path.stem}_colorized{ext}")
 
@@ -119,6 +128,22 @@ class VideoJob:
     plans: tuple[muxing.StreamPlan, ...]
     settings: EncodeSettings
     config: RenderConfig
+    frames_out: FramesOutput | None = None
+
+
+@dataclass(frozen=True)
+class FramesOutput:
+    """An output written as numbered images (``-o out/reel1_%06d.tif``).
+
+    Attributes:
+        prefix, suffix, digits: the file names around the number (``reel1_``, ``.tif``, 6).
+        first_number: the first frame's number: the source sequence's own, 0 for a video.
+    """
+
+    prefix: str
+    suffix: str
+    digits: int
+    first_number: int
 
 
 @dataclass(frozen=True)
@@ -130,35 +155,111 @@ class VideoResult:
     info: VideoInfo
 
 
+def probe_source(source: Path, fps: Fraction | None = None, sound: Path | None = None) -> VideoInfo:
+    """Describe the input: a video file, or an image sequence (a folder of numbered frames or
+    an ffmpeg ``%d`` pattern) read at ``fps`` frames per second (default 24) and given the
+    audio of the file ``sound``.
+
+    Raises:
+        DeoldifyError: an unreadable input, a sequence with gaps, or ``fps`` or ``sound`` given
+            for a video file (which keeps its own rate and streams).
+    """
+    if fps is not None and fps <= 0:
+        raise UsageError(f"--fps must be positive, got {fps}")
+    if is_sequence(source):
+        info = probe_sequence(find_sequence(source), fps or DEFAULT_FPS)
+    elif fps is not None:
+        raise UsageError(f"{source}: --fps is for image sequences; a video keeps its own rate")
+    else:
+        info = probe(source)
+    if sound is None:
+        return info
+    if not info.is_sequence:
+        raise UsageError(f"{source}: --audio is for image sequences; a video keeps its own sound")
+    return with_sound(info, sound)
+
+
 def plan_video(
     input_path: str | Path,
     output_path: str | Path | None,
     config: RenderConfig = DEFAULT_CONFIG,
     overwrite: bool = False,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoJob:
-    """Probe the input and check every option before any work starts.
+    """Probe the input (see :func:`probe_source`) and check every option before any work
+    starts.
 
     Raises:
         DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
     """
     source = Path(input_path)
-    info = probe(source)
-    if info.frame_count == 1 and info.codec in STILL_IMAGE_CODECS:
+    info = probe_source(source, fps, Path(sound) if sound is not None else None)
+    if not info.is_sequence and info.frame_count == 1 and info.codec in STILL_IMAGE_CODECS:
         raise UsageError(
             f"{source}: a still image, not a video; colorize photos with "
             f"`deoldify-video image {source}`"
         )
     output = output_path_for(source, output_path)
-    check_output_path(source, output, overwrite)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
     smoothing_config(config)
-    plans = tuple(muxing.plan_streams(info, output, config.codec))
-    b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
-    settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
+    config = dataclasses.replace(config, batch_size=batch_size_for(info, config.batch_size))
+    pattern = output_sequence(output)
+    frames_out = None
+    if pattern is not None:
+        for option, value in (("--crf", config.crf), ("--preset", config.preset)):
+            if value is not None:
+                raise UsageError(f"{output}: {option} is for encoded video, not numbered frames")
+        frames_out = _plan_frames_output(source, info, output, pattern, overwrite)
+        plans: tuple[muxing.StreamPlan, ...] = ()
+        # the segments are a lossless 4:4:4 intermediate at the source's depth
+        settings = dataclasses.replace(encode_settings(info, "ffv1"), full_chroma=True)
+    else:
+        check_output_path(source, output, overwrite)
+        plans = tuple(muxing.plan_streams(info, output, config.codec))
+        b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
+        settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     if not config.recolor:
         colour_input.check_video(info)
-    return VideoJob(source, output, info, plans, settings, config)
+    return VideoJob(source, output, info, plans, settings, config, frames_out)
+
+
+def batch_size_for(info: VideoInfo, requested: int) -> int:
+    """Frames per batch for this source: ``requested``, fewer for frames larger than 1080p so
+    that the frames in flight (a few batches between the stages) stay within a few hundred MB
+    (4K: 2 frames a batch). The model's own batches on the GPU are not limited by this."""
+    width, height = info.display_size
+    fitting = max(1, BATCH_PIXELS // (width * height))
+    if fitting < requested:
+        log.info("%s: %d frames a batch for %dx%d frames", info.path, fitting, width, height)
+    return min(requested, fitting)
+
+
+def _plan_frames_output(
+    source: Path, info: VideoInfo, output: Path, pattern: tuple[str, str, int], overwrite: bool
+) -> FramesOutput:
+    """Check an image-sequence output: its format, and that no frame of it would be replaced
+    (unless ``overwrite``, or the job that wrote them is being resumed)."""
+    prefix, suffix, digits = pattern
+    image_format(suffix)
+    folder = output.parent
+    scan = find_sequence(source) if info.is_sequence else None
+    if scan is not None and (scan.folder.resolve(), scan.prefix, scan.suffix) == (
+        folder.resolve(),
+        prefix,
+        suffix,
+    ):
+        raise UsageError(f"{output}: the output frames would overwrite the input frames")
+    first = scan.start if scan is not None else 0
+    frames = FramesOutput(prefix, suffix, digits, first)
+    resuming = jobs.default_job_dir(output).is_dir()
+    existing = folder / f"{prefix}{first:0{digits}d}{suffix}"
+    if existing.exists() and not (overwrite or resuming):
+        raise UsageError(f"{existing}: already exists (pass --overwrite to replace the frames)")
+    if info.audio_streams:
+        log.warning("%s: numbered images hold no sound; the audio is not written", output)
+    return frames
 
 
 def colorize_video(
@@ -169,8 +270,13 @@ def colorize_video(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     options: JobOptions | None = None,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoResult:
     """Colorize ``input_path`` into ``output_path`` (default: beside the input).
+
+    The input is a video file, or an image sequence (a folder of numbered frames or an ffmpeg
+    ``%d`` pattern) read at ``fps`` (default 24) with the audio of the file ``sound``.
 
     The output has exactly the input's frames (count and timestamps), its luminance, size,
     pixel aspect ratio and colour tags, and every audio, subtitle and chapter stream of the
@@ -182,7 +288,7 @@ def colorize_video(
         DeoldifyError: bad input or output (exit code 2 in the CLI), decoder or encoder
             failures, or a job folder holding a different job (:class:`JobStateError`).
     """
-    job = plan_video(input_path, output_path, config, overwrite)
+    job = plan_video(input_path, output_path, config, overwrite, fps, sound)
     return run_video(job, colorizer, progress, options)
 
 
@@ -209,7 +315,7 @@ def run_video(
     smoothing = smoothing_config(job.config)
     warmup = warmup_frames(smoothing) if smoothing is not None else 0
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
-    times = frame_times(info.path, info.video_index)
+    times = video_frame_times(info)
     if len(times) != info.frame_count:
         raise DeoldifyError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
@@ -244,9 +350,12 @@ def run_video(
                     tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
             tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, times))
             _remove_segment_files(tracker.manifest, job_dir)
-        report(ProgressEvent("mux", 0, 1))
-        _mux(job_dir / JOINED_NAME, job, output)
-        report(ProgressEvent("mux", 1, 1))
+        if job.frames_out is not None:
+            _write_frames(job_dir / JOINED_NAME, job, job_dir, report)
+        else:
+            report(ProgressEvent("mux", 0, 1))
+            _mux(job_dir / JOINED_NAME, job, output)
+            report(ProgressEvent("mux", 1, 1))
         if not options.keep_job:
             jobs.clear_job(job_dir)
     if not options.keep_job:
@@ -363,142 +472,134 @@ def encode_colour_video(
     work: SegmentWork,
     on_frames: Callable[[int], None],
 ) -> int:
-    """Decode, colorize, smooth and encode one segment into a video-only NUT file.
-
-    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
-    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
-    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
-    The model runs in the calling thread; decoding, and smoothing plus encoding, run in two
-    worker threads so that all three overlap.
-
-    Args:
-        on_frames: called with the number of the segment's frames each batch colorized.
+    """Decode, colorize, smooth and encode one segment into a video-only NUT file (see
+    :class:`SegmentRender`).
 
     Returns:
         the number of frames written (always the segment's frame count: a short decode raises).
     """
-    depth = plane_depth(info)
-    full = full_range(info)
-    matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
-    batches: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    colored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    chroma_size = settings.chroma_size
-    segment = work.segment
-    written = [0]
+    return SegmentRender(info, colorizer, settings, out_path, config, work, on_frames).run()
 
-    def decode() -> None:
-        try:
-            with FrameReader(info, work.start_time, work.decoded) as reader:
-                for batch in reader.batches(config.batch_size):
-                    if not _put(batches, batch, stop):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-        finally:
-            _put(batches, _DONE, stop)
 
-    smoothing = smoothing_config(config)
+@dataclass(frozen=True)
+class _Colored:
+    """A batch on its way from the model to the encoder.
 
-    def encode() -> None:
-        state: SmootherState | None = None
-        try:
-            with FrameWriter(settings, out_path, concat.SEGMENT_MUXER) as writer:
-                for luma_planes, luma_small, chroma, skip in _drain(colored, stop):
-                    if smoothing is not None:
-                        chroma, state = smooth_chroma(luma_small, chroma, state, smoothing)
-                    if skip == luma_planes.shape[0]:
-                        continue
-                    chroma = color.convert_chroma(luma_small[skip:], chroma[skip:], matrix)
-                    planes = color.chroma_to_planes(chroma, chroma_size, depth, full)
-                    writer.write(luma_planes[skip:], planes)
-                    written[0] += luma_planes.shape[0] - skip
-                if stop.is_set():
-                    raise _Cancelled
-        except _Cancelled:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-            stop.set()
+    Attributes:
+        luma_planes: ``(n, H, W)`` the source's Y planes (uint8, or uint16 holding 10 bits).
+        luma_small: ``(n, h, w)`` float32 luminance at the model's size, in [0, 1].
+        chroma: ``(n, 2, h, w)`` the model's chroma at the same size.
+        skip: how many leading frames are warm-up (smoothed, not encoded).
+    """
 
-    # Daemon threads: an interrupt that lands anywhere, even before the try below, can never
-    # leave the process waiting on a worker at exit.
-    threads = [
-        threading.Thread(target=decode, name="decode", daemon=True),
-        threading.Thread(target=encode, name="encode", daemon=True),
-    ]
-    index = work.first
-    try:
-        for thread in threads:
-            thread.start()
-        for luma_planes in _drain(batches, stop):
-            luma = color.luma_to_unit(luma_planes, depth, full)
-            luma_small, chroma = colorizer.colorize(luma)
-            n = luma_planes.shape[0]
-            skip = min(n, max(0, segment.start - index))
-            if not _put(colored, (luma_planes, luma_small, chroma, skip), stop):
-                break
-            index += n
-            on_frames(n - skip)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        if not stop.is_set():
-            _put(colored, _DONE, stop)
-        for thread in threads:
-            if thread.ident is not None:  # started
-                _join(thread, stop)
-    if errors:
-        raise errors[0]
-    if written[0] != segment.frame_count:
-        raise DeoldifyError(
-            f"{info.path}: {written[0]} of the {segment.frame_count} frames of segment "
-            f"{segment.index} were colorized"
+    luma_planes: np.ndarray
+    luma_small: np.ndarray
+    chroma: np.ndarray
+    skip: int
+
+
+class SegmentRender:
+    """One segment as three overlapping stages (see :class:`~deoldify_video.stages.Stages`):
+    :meth:`decode` (a thread), :meth:`colorize` (the calling thread) and :meth:`encode`, which
+    smooths and encodes (a thread).
+
+    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
+    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
+    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
+    Each stage is waited for as long as it works, however slow the encoder; an error in any
+    stage, an interrupt or :meth:`cancel` stops them all.
+
+    Args:
+        on_frames: called (in the calling thread) with the number of the segment's frames each
+            batch colorized; an exception it raises stops the segment.
+    """
+
+    def __init__(
+        self,
+        info: VideoInfo,
+        colorizer: Colorizer,
+        settings: EncodeSettings,
+        out_path: Path,
+        config: RenderConfig,
+        work: SegmentWork,
+        on_frames: Callable[[int], None],
+    ) -> None:
+        self.info = info
+        self.colorizer = colorizer
+        self.settings = settings
+        self.out_path = out_path
+        self.config = config
+        self.work = work
+        self.on_frames = on_frames
+        self.depth = plane_depth(info)
+        self.full_range = full_range(info)
+        self.matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+        self.smoothing = smoothing_config(config)
+        self.next_index = work.first  # frame index of the next batch the model takes
+        self.written = 0
+        self._stages: Stages[np.ndarray, _Colored] = Stages(
+            self.decode, self.colorize, self.encode, QUEUE_DEPTH
         )
-    return written[0]
+
+    def run(self) -> int:
+        """Colorize and encode the segment; the number of frames written.
+
+        Raises:
+            the first error of any stage, KeyboardInterrupt, or
+            :class:`~deoldify_video.stages.Cancelled` after :meth:`cancel`.
+        """
+        self._stages.run()
+        segment = self.work.segment
+        if self.written != segment.frame_count:
+            raise DeoldifyError(
+                f"{self.info.path}: {self.written} of the {segment.frame_count} frames of "
+                f"segment {segment.index} were colorized"
+            )
+        return self.written
+
+    def cancel(self) -> None:
+        """Stop the segment soon, from any thread: :meth:`run` raises ``Cancelled``."""
+        self._stages.cancel()
+
+    def decode(self) -> Iterator[np.ndarray]:
+        """Batches ``(n, H, W)`` of the source's Y planes, from the first warm-up frame."""
+        with FrameReader(self.info, self.work.start_time, self.work.decoded) as reader:
+            yield from reader.batches(self.config.batch_size)
+
+    def colorize(self, luma_planes: np.ndarray) -> _Colored:
+        """The model's chroma for one batch."""
+        luma = color.luma_to_unit(luma_planes, self.depth, self.full_range)
+        luma_small, chroma = self.colorizer.colorize(luma)
+        n = luma_planes.shape[0]
+        skip = min(n, max(0, self.work.segment.start - self.next_index))
+        self.next_index += n
+        self.on_frames(n - skip)
+        return _Colored(luma_planes, luma_small, chroma, skip)
+
+    def encode(self, batches: Iterator[_Colored]) -> None:
+        """Smooth every batch (warm-up included) and encode the segment's own frames."""
+        state: SmootherState | None = None
+        with FrameWriter(self.settings, self.out_path, concat.SEGMENT_MUXER) as writer:
+            self._stages.on_cancel(writer.kill)
+            for batch in batches:
+                chroma = batch.chroma
+                if self.smoothing is not None:
+                    chroma, state = smooth_chroma(batch.luma_small, chroma, state, self.smoothing)
+                skip = batch.skip
+                if skip == batch.luma_planes.shape[0]:
+                    continue
+                chroma = color.convert_chroma(batch.luma_small[skip:], chroma[skip:], self.matrix)
+                planes = color.chroma_to_planes(
+                    chroma, self.settings.chroma_size, self.depth, self.full_range
+                )
+                writer.write(batch.luma_planes[skip:], planes)
+                self.written += batch.luma_planes.shape[0] - skip
 
 
 def _check_frame_count(path: Path, expected: int) -> None:
     count = len(frame_timestamps(path, 0))
     if count != expected:
         raise EncodeError(f"{path}: the encoder wrote {count} frames instead of {expected}")
-
-
-class _Cancelled(Exception):
-    """The encoder was told to stop before the end; its partial file is discarded."""
-
-
-def _put(q: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; False when stopped."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _drain(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
-    """Items of ``q`` until the end marker, or until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            item = q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if item is _DONE:
-            return
-        yield item
-
-
-def _join(thread: threading.Thread, stop: threading.Event) -> None:
-    """Join a worker; if it does not end, tell every worker to stop and join again."""
-    thread.join(timeout=1.0)
-    while thread.is_alive():
-        stop.set()
-        thread.join(timeout=1.0)
 
 
 # --------------------------------------------------------------------------- job bookkeeping
@@ -573,6 +674,41 @@ def _remove_segment_files(manifest: Manifest, job_dir: Path) -> None:
         if record.done is not None:
             (job_dir / record.done.file).unlink(missing_ok=True)
     (job_dir / LIST_NAME).unlink(missing_ok=True)
+
+
+def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCallback) -> None:
+    """Write the joined colour video's frames as numbered RGB images, each renamed into place
+    whole; frames already written by an interrupted run of the same job are kept.
+
+    The luminance of each written pixel is the source's Y sample (see
+    :func:`~deoldify_video.color.planes_to_rgb`).
+    """
+    frames = job.frames_out
+    assert frames is not None
+    folder = job.output.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = job.settings
+    writer = ImageSequenceWriter(
+        folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / FRAME_STAGE
+    )
+    total = job.info.frame_count
+    done = 0
+    while done < total and writer.path(frames.first_number + done).is_file():
+        done += 1
+    report(ProgressEvent("frames", done, total))
+    if done == total:
+        return
+    joined = probe(video)
+    times = video_frame_times(joined)
+    start = None if done == 0 else (times[done - 1] + times[done]) / 2
+    matrix = "bt601" if is_rgb_source(job.info) else color.matrix_for(job.info.color_space)
+    with FrameReader(joined, start, total - done, yuv444=True) as reader:
+        for planes in reader.batches(FRAMES_PER_WRITE):
+            rgb = color.planes_to_rgb(planes, settings.depth, settings.full_range, matrix)
+            writer.write(rgb, frames.first_number + done)
+            done += planes.shape[0]
+            report(ProgressEvent("frames", done, total))
+    jobs.sync_folder(folder)
 
 
 def _mux(video: Path, job: VideoJob, output: Path) -> None:

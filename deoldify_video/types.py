@@ -50,6 +50,10 @@ class VideoInfo:
         format_start_time: the container's earliest timestamp in seconds (any stream).
         streams: every other stream (audio, subtitles, attachments).
         has_chapters: the container holds chapters.
+        input_options: ffmpeg options that go before ``-i path`` to read it (an image
+            sequence's ``-f image2 -framerate ... -start_number ...``); empty for a file.
+        streams_path: the file that holds ``streams`` when it is not ``path`` (the sound given
+            beside an image sequence); "" otherwise.
     """
 
     path: str
@@ -74,6 +78,13 @@ class VideoInfo:
     format_start_time: float = 0.0
     streams: tuple[StreamInfo, ...] = ()
     has_chapters: bool = False
+    input_options: tuple[str, ...] = ()
+    streams_path: str = ""
+
+    @property
+    def is_sequence(self) -> bool:
+        """The source is a numbered image sequence (``path`` is its ffmpeg pattern)."""
+        return bool(self.input_options)
 
     @property
     def display_size(self) -> tuple[int, int]:

@@ -13,8 +13,8 @@ from deoldify_video.inference import Colorizer
 from deoldify_video.nets.lite import lite
 from deoldify_video.nets.registry import InputPolicy, ModelSpec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
+# Small real photos and clips, with their sources and licences in data/README.md.
+DATA = Path(__file__).resolve().parent / "data"
 
 torch.set_num_threads(2)
 

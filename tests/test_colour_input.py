@@ -17,7 +17,7 @@ from deoldify_video.monochrome import COLOUR_SPREAD, chroma_spread, is_colour
 from .conftest import DATA, ffmpeg
 from .test_cli import assert_one_line_error, run_cli
 
-PHOTO = DATA / "photos" / "gcompris-qt-data" / "categorization" / "hammer5.jpg"
+PHOTO = DATA / "photos" / "gcompris-qt-data" / "categorization" / "scissors3.jpg"
 # ffmpeg's sepia matrix, and a blue night tint, applied to a grey picture
 SEPIA = (
     "format=gray,format=rgb24,colorchannelmixer=.393:.769:.189:0:.349:.686:.168:0:.272:.534:.131"
@@ -52,7 +52,7 @@ def _jpeg(rgb: np.ndarray, path: Path) -> np.ndarray:
 
 
 def test_a_real_colour_photo_is_colour_and_its_toned_prints_are_not(tmp_path):
-    """A red hammer on white: one hue, so counting hues alone would call it toned."""
+    """Steel scissors on green cloth: one hue, so counting hues alone would call it toned."""
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
     assert is_colour(photo)
     grey = _toned(photo, (0, 0, 0), (1, 1, 1))
@@ -128,7 +128,7 @@ def test_colorize_takes_a_sepia_film(tmp_path, tiny_weights):
 
 def test_a_still_image_given_to_colorize_points_to_image(tmp_path, tiny_weights):
     photo = tmp_path / "photo.jpg"
-    Image.open(DATA / "photos-bw" / "camera.png").convert("RGB").save(photo)
+    Image.open(DATA / "photos-bw" / "camera.jpg").convert("RGB").save(photo)
     proc = run_cli("colorize", str(photo), "--model", str(tiny_weights))
     assert_one_line_error(proc, str(photo), "a still image", "deoldify-video image")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]
@@ -138,7 +138,7 @@ def test_a_still_image_given_to_colorize_points_to_image(tmp_path, tiny_weights)
 
 
 def test_image_refuses_a_colour_photo_and_takes_toned_ones(tmp_path, tiny_weights):
-    colour = tmp_path / "hammer.jpg"
+    colour = tmp_path / "scissors.jpg"
     colour.write_bytes(PHOTO.read_bytes())
     photo = np.asarray(Image.open(PHOTO).convert("RGB"))
     sepia = tmp_path / "sepia.jpg"
@@ -155,10 +155,10 @@ def test_image_refuses_a_colour_photo_and_takes_toned_ones(tmp_path, tiny_weight
     assert (tmp_path / "sepia_colorized.jpg").is_file() and (
         tmp_path / "blue_colorized.png"
     ).is_file()
-    assert not (tmp_path / "hammer_colorized.jpg").exists()
+    assert not (tmp_path / "scissors_colorized.jpg").exists()
     again = run_cli("image", str(colour), *model, "--recolor", "-q")
     assert again.returncode == 0, again.stderr
-    assert (tmp_path / "hammer_colorized.jpg").is_file()
+    assert (tmp_path / "scissors_colorized.jpg").is_file()
 
 
 def test_colour_check_reads_few_frames(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from deoldify_video.images import (
 from .conftest import DATA
 from .test_cli import run_cli
 
-CAMERA = DATA / "photos-bw" / "camera.png"
+CAMERA = DATA / "photos-bw" / "camera.jpg"
 
 
 def _grey(path: Path, size: int = 96, **save: object) -> Path:

@@ -75,13 +75,11 @@ def test_segment_work_seeks_between_frames():
 
 @pytest.mark.parametrize(
     "source",
-    ["basic.mp4", "vfr.mkv", "odd.mkv", "tenbit.mkv", "tree.avi", "carphone_pristine.mp4"],
+    ["basic.mp4", "vfr.mkv", "odd.mkv", "tenbit.mkv", "tree.avi", "carphone.mp4"],
 )
 def test_segment_reads_equal_a_full_decode(make_clip, source):
-    path = DATA / "video" / source if source in ("tree.avi", "carphone_pristine.mp4") else None
-    if path is not None and not path.is_file():
-        pytest.skip(f"{path} is missing (the shared data folder is not checked out)")
-    info = probe(path or make_clip(source))
+    real = DATA / "video" / source
+    info = probe(real if real.is_file() else make_clip(source))
     full = read_all(info)
     times = frame_times(info.path, info.video_index)
     size = max(3, info.frame_count // 6)

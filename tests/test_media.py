@@ -54,9 +54,9 @@ def test_probe_ten_bit_vfr_rotation_streams(make_clip, rotated_clip):
 
 
 def test_probe_counts_frames_of_real_clips():
-    assert probe(DATA / "video" / "carphone_pristine.mp4").frame_count == 120
+    assert probe(DATA / "video" / "carphone.mp4").frame_count == 120
     tree = probe(DATA / "video" / "tree.avi")  # an AVI whose empty packets repeat frames
-    assert tree.frame_count == 68
+    assert tree.frame_count == 12 and tree.vfr
     assert tree.pix_fmt == "rgb24"
 
 
@@ -121,7 +121,7 @@ def test_reader_ten_bit_and_rotation(make_clip, rotated_clip):
 
 def test_reader_reads_rgb_sources():
     planes = read_all(probe(DATA / "video" / "tree.avi"))
-    assert planes.shape == (68, 240, 320)
+    assert planes.shape == (12, 240, 320)
     assert planes.min() >= 16 and planes.max() <= 235  # BT.601 tv range
 
 

@@ -39,15 +39,17 @@ def run(
     error: type[FFmpegError] = FFmpegError,
     what: str = "",
     ok_codes: tuple[int, ...] = (0,),
+    stdin: bytes | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``cmd`` to completion, raising ``error`` (with command and stderr) on failure.
 
     ``cmd[0]`` is a tool name; it is resolved with :func:`tool`. Return codes in ``ok_codes``
-    count as success (mkvmerge returns 1 for mere warnings).
+    count as success (mkvmerge returns 1 for mere warnings). ``stdin`` is fed to the tool.
     """
     full = [tool(cmd[0]), *cmd[1:]]
     log.debug("running %s", subprocess.list2cmdline(full))
-    proc = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    proc = subprocess.run(full, capture_output=True, check=False, **feed)  # type: ignore[call-overload]
     if proc.returncode not in ok_codes:
         stderr = proc.stderr.decode(errors="replace")
         message = (

@@ -131,11 +131,17 @@ def mux_command(
     """
     offset = max(0.0, info.start_time - info.format_start_time)
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
-    cmd += ["-itsoffset", f"{offset:.6f}", "-i", str(video_path), "-i", info.path]
+    cmd += ["-itsoffset", f"{offset:.6f}", "-i", str(video_path)]
+    # The other streams come from the source file, or from the sound given beside an image
+    # sequence; a sequence without sound has nothing else to copy.
+    other = info.streams_path or ("" if info.is_sequence else info.path)
+    if other:
+        cmd += ["-i", other]
     cmd += ["-map", "0:v:0"]
     for plan in plans:
         cmd += ["-map", f"1:{plan.stream.index}"]
-    cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
+    if other:
+        cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
     cmd += ["-c", "copy"]
     if not holds_b_frames(muxer) and codec == "libx264":
         cmd += ["-bsf:v:0", "h264_mp4toannexb"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from fractions import Fraction
@@ -11,6 +12,7 @@ from typing import Any
 from ..errors import FFmpegError, ProbeError
 from ..types import StreamInfo, VideoInfo
 from .ffmpeg import last_line, run
+from .sequence import ImageSequence, input_options
 
 
 def probe_command(path: str | Path) -> list[str]:
@@ -206,3 +208,58 @@ def _stream_info(stream: dict[str, Any]) -> StreamInfo:
         language=str(stream.get("tags", {}).get("language", "")),
         channels=int(stream.get("channels", 0) or 0),
     )
+
+
+def probe_sequence(sequence: ImageSequence, fps: Fraction) -> VideoInfo:
+    """Describe an image sequence read at ``fps``: its first frame's picture (size, pixel
+    format, depth, tags; images without a range tag are full range) and its frame count.
+
+    Raises:
+        ProbeError: the first frame is not an image ffmpeg can read.
+    """
+    first = probe(sequence.path(sequence.start))
+    return dataclasses.replace(
+        first,
+        path=sequence.pattern,
+        fps=fps,
+        frame_count=sequence.count,
+        duration=float(sequence.count / fps),
+        vfr=False,
+        start_time=0.0,
+        format_start_time=0.0,
+        streams=(),
+        has_chapters=False,
+        color_range=first.color_range or "pc",
+        input_options=input_options(sequence, fps),
+    )
+
+
+def with_sound(info: VideoInfo, sound: Path) -> VideoInfo:
+    """``info`` with the audio streams of the file ``sound`` (a WAV or BWF beside a scan) as
+    its other streams, to be muxed unchanged.
+
+    Raises:
+        ProbeError: ``sound`` is missing, unreadable or holds no audio.
+    """
+    check_input_file(sound)
+    try:
+        out = run(probe_command(sound), what="ffprobe").stdout
+    except FFmpegError as exc:
+        raise ProbeError(
+            f"{sound}: not a sound file ffmpeg can read ({last_line(exc.stderr)})"
+        ) from exc
+    audio = [
+        s for s in json.loads(out or b"{}").get("streams", []) if s.get("codec_type") == "audio"
+    ]
+    if not audio:
+        raise ProbeError(f"{sound}: holds no audio stream")
+    streams = tuple(_stream_info(s) for s in audio)
+    return dataclasses.replace(info, streams=streams, streams_path=str(sound))
+
+
+def video_frame_times(info: VideoInfo) -> list[float]:
+    """Presentation time in seconds of every frame: read from the packets of a video file,
+    ``i / fps`` for an image sequence."""
+    if info.is_sequence:
+        return [float(i / info.fps) for i in range(info.frame_count)]
+    return frame_times(info.path, info.video_index)

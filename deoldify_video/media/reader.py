@@ -21,9 +21,18 @@ from .ffmpeg import STDERR_KEEP, last_line, tool
 log = logging.getLogger(__name__)
 
 
+PLANE_DEPTHS = (8, 10, 12, 16)
+
+
 def plane_depth(info: VideoInfo) -> int:
-    """Bits per sample of the planes the pipeline works with: 8, or 10 for deeper sources."""
-    return 8 if info.bit_depth <= 8 else 10
+    """Bits per sample of the planes the pipeline works with: the source's own depth, rounded
+    up to one of :data:`PLANE_DEPTHS` (a 14-bit scan is read as 16 bits, losslessly)."""
+    return next(d for d in PLANE_DEPTHS if info.bit_depth <= d or d == PLANE_DEPTHS[-1])
+
+
+def gray_pix_fmt(depth: int) -> str:
+    """ffmpeg's name of a one-plane format of ``depth`` bits (little-endian when above 8)."""
+    return "gray" if depth == 8 else f"gray{depth}le"
 
 
 _YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
@@ -49,6 +58,7 @@ def reader_command(
     start_time: float | None = None,
     count: int | None = None,
     rgb: bool = False,
+    yuv444: bool = False,
 ) -> list[str]:
     """ffmpeg call writing the Y plane of each frame to stdout.
 
@@ -58,25 +68,33 @@ def reader_command(
             seconds from the start of the file; None reads from the first frame.
         count: stop after this many frames; None reads to the end.
         rgb: deliver 8-bit RGB pictures instead of the Y plane (for measuring, not colorizing).
+        yuv444: deliver the Y, U and V planes at full size (planar 4:4:4, at the planes'
+            depth) instead of the Y plane alone.
 
     Output: ``height * width`` samples per frame (of the upright frame), ``gray`` (uint8) for
-    8-bit sources, ``gray10le`` (uint16, 0..1023) for deeper ones; ``rgb24`` when ``rgb``.
+    8-bit sources, ``gray10le``/``gray12le``/``gray16le`` (uint16) for deeper ones (see
+    :func:`plane_depth`); ``rgb24`` when ``rgb``; three such planes per frame when
+    ``yuv444``.
     """
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
     if start_time is not None:
         cmd += ["-ss", f"{start_time:.6f}"]
-    cmd += ["-i", info.path, "-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
+    cmd += [*info.input_options, "-i", info.path]
+    cmd += ["-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
+    depth = plane_depth(info)
     if rgb:
         planes = "null"
+    elif yuv444:
+        planes = "format=" + ("yuv444p" if depth == 8 else f"yuv444p{depth}le")
     elif is_rgb_source(info):
-        to_yuv = "yuv444p" if plane_depth(info) == 8 else "yuv444p10le"
+        to_yuv = "yuv444p" if depth == 8 else f"yuv444p{depth}le"
         planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
     else:
         planes = "extractplanes=y"
     cmd += ["-vf", planes, "-fps_mode", "passthrough"]
     if count is not None:
         cmd += ["-frames:v", str(count)]
-    pix_fmt = "rgb24" if rgb else "gray" if plane_depth(info) == 8 else "gray10le"
+    pix_fmt = "rgb24" if rgb else planes[7:] if yuv444 else gray_pix_fmt(depth)
     return [*cmd, "-f", "rawvideo", "-pix_fmt", pix_fmt, "pipe:1"]
 
 
@@ -97,14 +115,16 @@ class FrameReader:
         start_time: float | None = None,
         count: int | None = None,
         rgb: bool = False,
+        yuv444: bool = False,
     ) -> None:
         self.info = info
         self.width, self.height = info.display_size
-        self.channels = 3 if rgb else 1
+        self.channels = 3 if rgb or yuv444 else 1
+        self.planar = yuv444
         deep = plane_depth(info) > 8 and not rgb
         self.dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
         self.expected = count if count is not None else info.frame_count
-        self.command = reader_command(info, start_time, count, rgb)
+        self.command = reader_command(info, start_time, count, rgb, yuv444)
         self.frames_read = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -136,7 +156,8 @@ class FrameReader:
         proc.wait()
 
     def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        """Yield arrays ``(n, H, W)`` (``(n, H, W, 3)`` for RGB) with ``1 <= n <= batch_size``
+        """Yield arrays ``(n, H, W)`` (``(n, H, W, 3)`` for RGB, ``(n, 3, H, W)`` for
+        ``yuv444``) with ``1 <= n <= batch_size``
         until the expected count.
 
         Raises:
@@ -147,7 +168,9 @@ class FrameReader:
         if proc is None or proc.stdout is None:
             raise RuntimeError("FrameReader.batches() needs the reader to be open")
         frame_bytes = self.width * self.height * self.channels * self.dtype.itemsize
-        shape = (self.height, self.width, 3) if self.channels == 3 else (self.height, self.width)
+        shape: tuple[int, ...] = (self.height, self.width)
+        if self.channels == 3:
+            shape = (3, *shape) if self.planar else (*shape, 3)
         while self.frames_read < self.expected:
             n = min(batch_size, self.expected - self.frames_read)
             data = _read_exact(proc.stdout, n * frame_bytes)

@@ -25,6 +25,9 @@ CODECS = ("libx264", "libx265", "ffv1", "prores")
 TUNABLE_CODECS = ("libx264", "libx265")
 DEFAULT_CRF = 17
 DEFAULT_PRESET = "medium"
+# The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
+# ProRes is 10-bit; FFV1 is lossless up to 16).
+MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10}
 # Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
 # and gives a slightly lower quality at the same CRF.
 PRESETS = (
@@ -40,7 +43,8 @@ class EncodeSettings:
         width, height: upright frame size in pixels (any size, odd included).
         fps: nominal frame rate (frames are re-timed afterwards for variable-rate sources).
         sar: sample aspect ratio of the upright frames.
-        depth: 8 or 10 bits per sample of the planes written to stdin.
+        depth: bits per sample of the planes written to stdin (8, 10, 12 or 16: the source's
+            own, see :func:`~deoldify_video.media.reader.plane_depth`).
         full_range: the planes use the "pc" range.
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
@@ -50,6 +54,8 @@ class EncodeSettings:
             times, so that a frame's decoding time is its presentation time.
         field_order: the source's interlacing (see :class:`VideoInfo`), "" for progressive;
             interlaced frames are encoded as such (libx264, prores) and tagged.
+        full_chroma: encode 4:4:4 whatever the size (the lossless intermediate of an image
+            sequence output, whose RGB frames take full-size chroma).
     """
 
     width: int
@@ -66,6 +72,7 @@ class EncodeSettings:
     preset: str = DEFAULT_PRESET
     b_frames: bool = True
     field_order: str = ""
+    full_chroma: bool = False
 
     @property
     def chroma_subsampled(self) -> bool:
@@ -82,7 +89,13 @@ class EncodeSettings:
     @property
     def input_pix_fmt(self) -> str:
         layout = "420" if self.chroma_subsampled else "444"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        return _yuv_pix_fmt(layout, self.depth)
+
+    @property
+    def output_depth(self) -> int:
+        """Bits per sample in the encoded stream: the planes' own, as far as the codec goes
+        (:data:`MAX_DEPTH`); only then are the source's luminance samples kept bit for bit."""
+        return min(self.depth, MAX_DEPTH[self.codec])
 
     @property
     def output_pix_fmt(self) -> str:
@@ -90,8 +103,13 @@ class EncodeSettings:
         if self.codec == "prores":
             return "yuv422p10le"
         even = self.width % 2 == 0 and self.height % 2 == 0
-        layout = "420" if even else "444"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        layout = "420" if even and not self.full_chroma else "444"
+        return _yuv_pix_fmt(layout, self.output_depth)
+
+
+def _yuv_pix_fmt(layout: str, depth: int) -> str:
+    """``yuv420p``, ``yuv444p12le``...: planar YUV of ``depth`` bits (little-endian above 8)."""
+    return f"yuv{layout}p" + ("" if depth == 8 else f"{depth}le")
 
 
 def encode_settings(
@@ -253,6 +271,13 @@ class FrameWriter:
         except BrokenPipeError:
             self._fail("the encoder stopped accepting frames")
         self.frames_written += luma.shape[0]
+
+    def kill(self) -> None:
+        """Kill the encoder now, from any thread: a write in progress fails at once. For a
+        run that is stopping; the output is incomplete."""
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
 
     def __exit__(
         self,
