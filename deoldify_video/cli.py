@@ -15,13 +15,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from . import __version__
-from .errors import (
-    DeoldifyError,
-    ModelNotFoundError,
-    ToolMissingError,
-    UsageError,
-    WeightsError,
-)
+from .errors import DeoldifyError, UsageError
 from .media.writer import CODECS, PRESETS
 from .types import ProgressEvent, RenderConfig
 
@@ -394,8 +388,9 @@ def _duration(seconds: float) -> str:
 def cmd_image(args: argparse.Namespace) -> int:
     """Colorize every photo named (folders expanded); a photo that fails gets its error line
     and the others go on; exit code 2 when any failed, with a summary when there were several."""
-    from .images import colorize_image
+    from .images import check_quality, colorize_image
 
+    check_quality(args.quality)
     out_dir = Path(args.output_dir) if args.output_dir is not None else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: is a file, not a folder for the results")
@@ -416,13 +411,11 @@ def cmd_image(args: argparse.Namespace) -> int:
         if args.skip_existing and output.exists():
             skipped += 1
             continue
+        # loaded at the first photo to do (a re-run with nothing to do loads none); a model
+        # that cannot be loaded stops the command
+        colorizer = _shared_colorizer(args.model, args.weights, args.device, args.render_factor, 1)
         try:
-            colorizer = _shared_colorizer(
-                args.model, args.weights, args.device, args.render_factor, 1
-            )
             colorize_image(source, output, colorizer, args.overwrite, args.recolor, args.quality)
-        except (WeightsError, ModelNotFoundError, ToolMissingError):
-            raise  # no photo can be done
         except DeoldifyError as exc:
             failures.append(str(exc))
             _print_error(failures[-1])

@@ -46,7 +46,7 @@ def sample_frames(info: VideoInfo, count: int = SAMPLED_FRAMES) -> list[np.ndarr
             except DecodeError as exc:
                 log.debug("%s: frames for the colour check: %s", info.path, exc)
                 return []
-    frames = []
+    frames: list[np.ndarray] = []
     for time in times:
         try:
             with FrameReader(info, time, 1, rgb=True) as reader:

@@ -128,8 +128,7 @@ def colorize_image(
         raise UsageError(f"{output}: already exists (pass --overwrite to replace it)")
     if output.resolve() == source.resolve():
         raise UsageError(f"{output}: the output would overwrite the input")
-    if quality is not None and not 1 <= quality <= 100:
-        raise UsageError(f"--quality must be from 1 to 100, got {quality}")
+    check_quality(quality)
     rgb, alpha = read_image(source)
     if not recolor:
         colour_input.check_photo(source, rgb)
@@ -152,6 +151,16 @@ def colorize_image(
     finally:
         part.unlink(missing_ok=True)
     return output
+
+
+def check_quality(quality: int | None) -> None:
+    """Refuse a JPEG or WebP quality outside 1-100 (None: the default).
+
+    Raises:
+        UsageError: naming ``--quality``.
+    """
+    if quality is not None and not 1 <= quality <= 100:
+        raise UsageError(f"--quality must be from 1 to 100, got {quality}")
 
 
 def save_options(fmt: str, source: Path, quality: int | None) -> dict[str, Any]:

@@ -28,8 +28,9 @@ def read_rgb_frames(
     with FrameReader(info, count=count, rgb=True) as reader:
         for batch in reader.batches(_BATCH):
             frames.append(batch.astype(np.float32) / 255.0)
-            for _ in range(len(batch) if on_frame is not None else 0):
-                on_frame()
+            if on_frame is not None:
+                for _ in range(len(batch)):
+                    on_frame()
     return np.concatenate(frames)
 
 

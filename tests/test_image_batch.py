@@ -162,3 +162,16 @@ def test_jpeg_outputs_keep_the_source_quality(tmp_path, tiny_colorizer):
     assert _tables(out) == _tables(colour)
     with pytest.raises(Exception, match="--quality must be from 1 to 100"):
         colorize_image(grey, tmp_path / "bad.jpg", tiny_colorizer, quality=0)
+
+
+def test_a_model_or_quality_that_cannot_work_stops_the_batch_in_one_line(tmp_path):
+    photos = [str(_grey(tmp_path / f"{name}.png")) for name in "abc"]
+    absent = tmp_path / "absent.pt"
+    proc = run_cli("image", *photos, "--model", str(absent))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"deoldify-video: error: {absent}: no such file"]
+    proc = run_cli("image", *photos, "--quality", "0")
+    assert proc.stderr.strip().splitlines() == [
+        "deoldify-video: error: --quality must be from 1 to 100, got 0"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "c.png"]

@@ -33,11 +33,13 @@ from .test_cli import assert_one_line_error, run_cli
             "--crf applies to libx264 and libx265, not to prores",
         ),
         (["--codec", "ffv1", "--preset", "fast"], "--preset applies to libx264 and libx265"),
+        (["-o", "{tmp}/f_%06d.png", "--crf", "20"], "--crf is for encoded video, not numbered"),
     ],
 )
 def test_contradicting_or_excessive_options_are_refused(tmp_path, make_clip, tiny_weights, extra,
                                                         message):  # fmt: skip
     output = tmp_path / "out.mkv"
+    extra = [arg.format(tmp=tmp_path) for arg in extra]
     proc = run_cli("colorize", str(make_clip("silent.mp4")), "-o", str(output),
                    "--model", str(tiny_weights), *extra)  # fmt: skip
     assert_one_line_error(proc, message)
