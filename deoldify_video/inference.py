@@ -16,12 +16,14 @@ from torch import nn
 
 from .color import rgb_to_ycbcr
 from .errors import InferenceError, UsageError
-from .nets import weights
 from .nets.registry import InputPolicy, ModelSpec
+from .nets.weights import load_network
 
 log = logging.getLogger(__name__)
 
 MAX_RENDER_FACTOR = 100
+# A model input more than this many times the picture's size gains no detail, only cost.
+MAX_UPSCALE = 2.0
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -75,6 +77,22 @@ def render_size(
     long_side = nearest_multiple(side)
     scale = long_side / max(height, width)
     return nearest_multiple(height * scale), nearest_multiple(width * scale)
+
+
+def oversize_note(colorizer: Colorizer, height: int, width: int) -> str:
+    """A warning when the model input for a ``height`` x ``width`` picture is more than
+    :data:`MAX_UPSCALE` times the picture on a side (it costs time and memory and adds no
+    detail), else ""."""
+    size = colorizer.render_size(height, width)
+    ratio = max(size[0] / height, size[1] / width)
+    if ratio <= MAX_UPSCALE:
+        return ""
+    fitting = max(1, max(height, width) // colorizer.policy.render_base)
+    return (
+        f"render factor {colorizer.render_factor} makes the model input {size[1]}x{size[0]}, "
+        f"{ratio:.1f} times the {width}x{height} picture: slower and more memory for no more "
+        f"detail (--render-factor {fitting} matches the picture)"
+    )
 
 
 def check_render_factor(render_factor: int) -> None:
@@ -222,9 +240,13 @@ def load_colorizer(
     device: str = "auto",
     render_factor: int | None = None,
     batch_size: int = 8,
+    weights: str | None = None,
 ) -> Colorizer:
     """A ready :class:`Colorizer` for a registry name (``"default"`` = the shipped model) or a
     weights file, whose architecture is recognised from its keys.
+
+    Args:
+        weights: a weights file for the registry name ``model``, instead of its own.
 
     Raises:
         ModelNotFoundError, WeightsError, UsageError: unknown model, bad weights, bad options.
@@ -232,5 +254,5 @@ def load_colorizer(
     if render_factor is not None:
         check_render_factor(render_factor)
     target = resolve_device(device)
-    spec, network = weights.load_network(model, device=target)
+    spec, network = load_network(model, weights, device=target)
     return Colorizer(network, spec, target, render_factor, batch_size)

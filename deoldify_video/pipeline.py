@@ -34,9 +34,9 @@ import numpy as np
 import torch
 import torch.multiprocessing
 
-from . import color, jobs
+from . import color, colour_input, jobs
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
-from .inference import Colorizer
+from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
 from .media import mux as muxing
@@ -58,6 +58,13 @@ QUEUE_DEPTH = 3
 BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames
 FRAMES_PER_WRITE = 8  # frames an image encoder writes before they are renamed into place
 DEFAULT_CONFIG = RenderConfig()
+# The strongest smoothing offered: its warm-up is already 122 frames per segment.
+MAX_SMOOTH_STRENGTH = 0.95
+# Codecs of single pictures (ffprobe's names): such an input of one frame is a photo.
+STILL_IMAGE_CODECS = frozenset(
+    ["mjpeg", "png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "jpegxl", "qoi",
+     "ppm", "pgm", "pgmyuv", "pbm", "pam", "targa", "sgi", "pcx", "dpx", "exr", "xwd", "psd"]
+)  # fmt: skip
 
 # Working files of a job folder (jobs.py keeps its list of prefixes in step with these).
 JOINED_NAME = "video.mkv"
@@ -77,21 +84,38 @@ def default_output_path(input_path: str | Path) -> Path:
     return path.with_name(f"{path.stem}_colorized{ext}")
 
 
+def names_folder(output: str | Path) -> bool:
+    """True when an output given as ``output`` means a folder: it ends with a slash or is an
+    existing folder."""
+    return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def output_path_for(input_path: str | Path, output_path: str | Path | None) -> Path:
+    """The output file: ``output_path``, or the default name (:func:`default_output_path`)
+    beside the input, or inside ``output_path`` when that names a folder."""
+    if output_path is None:
+        return default_output_path(input_path)
+    if names_folder(output_path):
+        return Path(output_path) / default_output_path(input_path).name
+    return Path(output_path)
+
+
 def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Refuse an output that is the input, exists (without ``overwrite``) or cannot be written."""
+    """Refuse an output that is the input, exists (without ``overwrite``) or cannot be written
+    (a missing folder is fine: it is created when the work starts)."""
     if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
         raise UsageError(f"{output_path}: the output would overwrite the input")
     if output_path.resolve() == input_path.resolve():
         raise UsageError(f"{output_path}: the output would overwrite the input")
-    if output_path.is_dir():
-        raise UsageError(f"{output_path}: is a directory; give a file name for the output")
     if output_path.exists() and not overwrite:
         leftover = jobs.default_job_dir(output_path)
         hint = f"; its job folder {leftover} is left over" if leftover.is_dir() else ""
         raise UsageError(f"{output_path}: already exists (pass --overwrite to replace it){hint}")
     folder = output_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     if not folder.is_dir():
-        raise UsageError(f"{output_path}: the folder {folder} does not exist")
+        raise UsageError(f"{output_path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{output_path}: the folder {folder} is not writable")
 
@@ -180,21 +204,34 @@ def plan_video(
     source = Path(input_path)
     sound_path = Path(sound) if sound is not None else None
     info = probe_source(source, fps, sound_path, config.allow_truncated)
-    output = Path(output_path) if output_path is not None else default_output_path(source)
+    if not info.is_sequence and info.frame_count == 1 and info.codec in STILL_IMAGE_CODECS:
+        raise UsageError(
+            f"{source}: a still image, not a video; colorize photos with "
+            f"`deoldify-video image {source}`"
+        )
+    output = output_path_for(source, output_path)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
+    smoothing_config(config)
     config = dataclasses.replace(config, batch_size=batch_size_for(info, config.batch_size))
     pattern = output_sequence(output)
+    frames_out = None
     if pattern is not None:
+        for option, value in (("--crf", config.crf), ("--preset", config.preset)):
+            if value is not None:
+                raise UsageError(f"{output}: {option} is for encoded video, not numbered frames")
         frames_out = _plan_frames_output(source, info, output, pattern, overwrite)
+        plans: tuple[muxing.StreamPlan, ...] = ()
         # the segments are a lossless 4:4:4 intermediate at the source's depth
         settings = dataclasses.replace(encode_settings(info, "ffv1"), full_chroma=True)
-        return VideoJob(source, output, info, (), settings, config, frames_out)
-    check_output_path(source, output, overwrite)
-    plans = tuple(muxing.plan_streams(info, output, config.codec))
-    b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
-    settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
-    return VideoJob(source, output, info, plans, settings, config)
+    else:
+        check_output_path(source, output, overwrite)
+        plans = tuple(muxing.plan_streams(info, output, config.codec))
+        b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
+        settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
+    if not config.recolor:
+        colour_input.check_video(info)
+    return VideoJob(source, output, info, plans, settings, config, frames_out)
 
 
 def batch_size_for(info: VideoInfo, requested: int) -> int:
@@ -280,6 +317,10 @@ def run_video(
     info, output = job.info, job.output
     report = progress or (lambda event: None)
     job_dir = options.job_dir or jobs.default_job_dir(output)
+    width, height = info.display_size
+    note = oversize_note(colorizer, height, width)
+    if note:
+        log.warning("%s: %s", info.path, note)
     smoothing = smoothing_config(job.config)
     warmup = warmup_frames(smoothing) if smoothing is not None else 0
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
@@ -296,7 +337,10 @@ def run_video(
         weights_digest(colorizer.model),
         render_settings(job, colorizer, segment_frames, warmup),
         jobs.plan_segments(info.frame_count, segment_frames),
-    )
+        {"device": str(colorizer.device), "threads": torch.get_num_threads(),
+         "workers": options.workers},
+    )  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
     with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
         jobs.remove_parts(output.parent, output.name + ".")
@@ -358,12 +402,13 @@ def render_settings(
 ) -> dict[str, Any]:
     """Every setting that changes the output frames (the device aside), for the manifest."""
     config = job.config
+    smoothing = smoothing_config(config)
     return {
         "render_factor": colorizer.render_factor,
         "batch_size": config.batch_size,
         "model_batch_size": colorizer.batch_size,
         "smooth": config.smooth,
-        "smooth_strength": config.smooth_strength if config.smooth else None,
+        "smooth_strength": smoothing.strength if smoothing is not None else None,
         "encode": dataclasses.asdict(job.settings),
         "segment_frames": segment_frames,
         "warmup_frames": warmup,
@@ -371,8 +416,26 @@ def render_settings(
 
 
 def smoothing_config(config: RenderConfig) -> SmoothingConfig | None:
-    """The temporal smoothing a render asks for, or None when it is off."""
-    return SmoothingConfig(strength=config.smooth_strength) if config.smooth else None
+    """The temporal smoothing a render asks for, or None when it is off.
+
+    Raises:
+        UsageError: a strength outside 0 to :data:`MAX_SMOOTH_STRENGTH`, or a strength given
+            with the smoothing off.
+    """
+    strength = config.smooth_strength
+    if not config.smooth:
+        if strength is not None:
+            raise UsageError(
+                "--smooth-strength and --no-smooth contradict each other; give one of them"
+            )
+        return None
+    if strength is None:
+        return SmoothingConfig()
+    if not 0.0 <= strength <= MAX_SMOOTH_STRENGTH:
+        raise UsageError(
+            f"--smooth-strength must be from 0 to {MAX_SMOOTH_STRENGTH}, got {strength:g}"
+        )
+    return SmoothingConfig(strength=strength)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -820,9 +883,9 @@ def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count (default: every core) and return it.
 
     The model is the slow part, and on two cores giving it both measured fastest for the whole
-    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads wait passively rather than spin
-    while ffmpeg works: ``OMP_WAIT_POLICY=PASSIVE`` is set when the package is imported, before
-    torch loads.
+    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads should wait passively rather than
+    spin while ffmpeg works: the command line sets ``OMP_WAIT_POLICY=PASSIVE`` before torch
+    loads (a library caller sets it in its own environment).
 
     Raises:
         UsageError: ``threads`` is below 1.

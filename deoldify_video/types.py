@@ -116,15 +116,19 @@ class RenderConfig:
         batch_size: frames per model call (halved automatically on out-of-memory).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         codec: ``"libx264"``, ``"libx265"``, ``"ffv1"`` or ``"prores"``.
-        crf: constant rate factor for libx264/libx265 (0-51), ignored by the others.
-        preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``), ignored
-            by the others.
+        crf: constant rate factor for libx264/libx265 (0-51); None for their default (17).
+            Refused with the other codecs.
+        preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``); None for
+            their default (``"medium"``). Refused with the other codecs.
         smooth: apply temporal smoothing.
-        smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
-            (see :class:`deoldify_video.temporal.SmoothingConfig`).
+        smooth_strength: from 0 to 0.95, the largest weight given to the previous frame's
+            colour (see :class:`deoldify_video.temporal.SmoothingConfig`); None for the
+            default (0.6). Refused when ``smooth`` is off.
         allow_truncated: colorize a truncated or damaged input as far as it goes (the frames
             that are there, as the decoder conceals damage), with a warning, instead of
             stopping. Frames are never dropped or duplicated either way.
+        recolor: colorize a colour source too, replacing its colours; by default a colour
+            source is refused.
     """
 
     model: str = "default"
@@ -132,11 +136,12 @@ class RenderConfig:
     batch_size: int = 8
     device: str = "auto"
     codec: str = "libx264"
-    crf: int = 17
-    preset: str = "medium"
+    crf: int | None = None
+    preset: str | None = None
     smooth: bool = True
-    smooth_strength: float = 0.6
+    smooth_strength: float | None = None
     allow_truncated: bool = False
+    recolor: bool = False
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ torch.set_num_threads(2)
 
 
 def _picture(size: str, rate: int | str) -> list[str]:
-    """ffmpeg input options of a lavfi test pattern."""
-    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    """ffmpeg input options of a lavfi test pattern, in black and white (a colour input would
+    be refused)."""
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate},hue=s=0"]
 
 
 def _tone(frequency: int, sample_rate: int) -> list[str]:

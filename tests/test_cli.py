@@ -91,7 +91,7 @@ def _bad_input(kind: str, tmp_path: Path, make_clip) -> tuple[Path, str]:
                 "-f",
                 "lavfi",
                 "-i",
-                "testsrc2=size=160x120",
+                "testsrc2=size=160x120,hue=s=0",
                 "-t",
                 "2",
                 "-c:v",
@@ -125,7 +125,7 @@ def test_bad_outputs_and_options(tmp_path, make_clip, tiny_weights):
     model = ("--model", str(tiny_weights))
     cases = [
         (["-o", source], "overwrite the input"),
-        (["-o", str(tmp_path / "nowhere" / "out.mp4")], "does not exist"),
+        (["-o", f"{source}/out.mp4"], "is a file, not a folder"),
         (["-o", str(tmp_path / "out.webm")], "unsupported output extension"),
         (["-o", str(tmp_path / "out.mp4"), "--codec", "ffv1"], "cannot hold ffv1"),
         (["-o", str(tmp_path / "out.mp4"), "--render-factor", "0"], "render factor"),

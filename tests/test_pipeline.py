@@ -183,7 +183,7 @@ def test_real_clips_with_other_codecs(tmp_path, tiny_colorizer):
     for name, ext in (("tree.avi", ".mkv"), ("carphone.mp4", ".mkv")):
         source = DATA / "video" / name
         output = tmp_path / f"{source.stem}{ext}"
-        colorize_video(source, output, tiny_colorizer, RenderConfig(crf=12))
+        colorize_video(source, output, tiny_colorizer, RenderConfig(crf=12, recolor=True))
         check_same_video(source, output)
 
 

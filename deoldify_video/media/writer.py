@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 16
 
 CODECS = ("libx264", "libx265", "ffv1", "prores")
+# The encoders that take a quality (--crf) and a speed preset (--preset).
+TUNABLE_CODECS = ("libx264", "libx265")
+DEFAULT_CRF = 17
+DEFAULT_PRESET = "medium"
 # The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
 # ProRes is 10-bit; FFV1 is lossless up to 16).
 MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10}
@@ -69,8 +73,8 @@ class EncodeSettings:
     color_primaries: str
     color_transfer: str
     codec: str = "libx264"
-    crf: int = 17
-    preset: str = "medium"
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
     b_frames: bool = True
     field_order: str = ""
     full_chroma: bool = False
@@ -116,13 +120,29 @@ def _yuv_pix_fmt(layout: str, depth: int) -> str:
 def encode_settings(
     info: VideoInfo,
     codec: str = "libx264",
-    crf: int = 17,
-    preset: str = "medium",
+    crf: int | None = None,
+    preset: str | None = None,
     b_frames: bool = True,
 ) -> EncodeSettings:
-    """Settings that reproduce the source's geometry, range and colour tags."""
+    """Settings that reproduce the source's geometry, range and colour tags.
+
+    Args:
+        crf, preset: for :data:`TUNABLE_CODECS` only; None for the defaults (17, medium).
+
+    Raises:
+        UsageError: an unknown codec or preset, a crf outside 0-51, or a crf or preset given
+            for a codec that takes none.
+    """
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    for option, value in (("--crf", crf), ("--preset", preset)):
+        if value is not None and codec not in TUNABLE_CODECS:
+            raise UsageError(
+                f"{option} applies to {' and '.join(TUNABLE_CODECS)}, not to {codec}; "
+                f"leave it out with --codec {codec}"
+            )
+    crf = DEFAULT_CRF if crf is None else crf
+    preset = DEFAULT_PRESET if preset is None else preset
     if not 0 <= crf <= 51:
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
     if preset not in PRESETS:

@@ -38,21 +38,29 @@ def list_images(
 
     Args:
         source: a folder (searched recursively for images), a ``.txt`` file with one image
-            path a line, or a photo set manifest (``.csv``, see ``photoset``).
+            path a line, a photo set manifest (``.csv``, see ``photoset``), or one image.
         root: the folder that a list file's or manifest's relative paths start from (default:
             the file's own folder).
         splits: the manifest splits to take (``train``, ``val-source``, ``test-domain``).
         sources: the manifest sources to take (default: all of the splits').
 
     Raises:
-        UsageError: ``source`` does not exist or holds no image.
+        UsageError: ``source`` does not exist, holds no image, or is a file that is neither
+            an image nor a text list.
     """
     if source.suffix.lower() == ".csv":
         return [path for path, _ in manifest_photos(source, root, splits, sources)]
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        paths = [source]
     elif source.is_file():
-        lines = source.read_text().splitlines()
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{source}: neither a photo ({', '.join(IMAGE_SUFFIXES)}) nor a text list of photos"
+            ) from None
         base = source.parent if root is None else root
         paths = [base / line.strip() for line in lines if line.strip()]
     else:
