@@ -99,7 +99,7 @@ def colorize(source: Path, output: Path, weights: Path, *extra: str):
     return subprocess.run(
         [sys.executable, "-m", "deoldify_video", "colorize", str(source), "-o", str(output),
          "--model", str(weights), "--render-factor", "2", "--threads", "1", "--quiet",
-         "--segment-seconds", "2", *extra],
+         "--segment-seconds", "2", "--recolor", *extra],  # (the test pattern is in colour)
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 

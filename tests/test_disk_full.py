@@ -61,7 +61,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_keeps_the_finished_segments_and_resumes(tmp_path, small_disk, tiny_weights):
     source = tmp_path / "reel.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4", "-f", "lavfi",
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4,hue=s=0", "-f", "lavfi",
            "-i", "sine=d=4", "-c:v", "libx264", "-c:a", "aac", str(source))  # fmt: skip
     output = small_disk / "out.mkv"
     job_dir = jobs.default_job_dir(output)

@@ -36,7 +36,7 @@ def test_internal_faults_exit_1_and_bad_input_2():
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six seconds of 160x120 at 25 fps with sound: six segments of a second."""
     path = tmp_path_factory.mktemp("exit") / "reel.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6", "-f", "lavfi",
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6,hue=s=0", "-f", "lavfi",
            "-i", "sine=d=6", "-c:v", "libx264", "-c:a", "aac", str(path))  # fmt: skip
     return path
 

@@ -160,12 +160,14 @@ class FrameReader:
         """Count a line of ffmpeg's stderr as damage (called in the stderr thread), noting how
         many frames had been read when it came.
 
-        The demuxer's lines are left out: the probe read the whole container and judged it.
+        The demuxer's lines are left out: the probe read the whole container and judged it. So
+        are those of the raw output muxer (timestamps it does not store), which say nothing of
+        the picture.
         """
         count = repeats(line)
         if not count:
             container = self.info.container
-            self._counting = not (container and component(line) == container)
+            self._counting = component(line) not in (container or "-", "rawvideo")
             count = 1
             if self._counting:
                 self._last_message = line
