@@ -61,13 +61,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_a_full_disk_keeps_the_finished_segments_and_resumes(tmp_path, small_disk, tiny_weights):
     source = tmp_path / "reel.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4,hue=s=0", "-f", "lavfi",
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=4", "-f", "lavfi",
            "-i", "sine=d=4", "-c:v", "libx264", "-c:a", "aac", str(source))  # fmt: skip
     output = small_disk / "out.mkv"
     job_dir = jobs.default_job_dir(output)
     args = [sys.executable, "-m", "deoldify_video", "colorize", str(source), "-o", str(output),
             "--model", str(tiny_weights), "--render-factor", "2", "--threads", "1", "--quiet",
-            "--segment-seconds", "1"]  # fmt: skip
+            "--segment-seconds", "1", "--recolor"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 1, proc.stderr
