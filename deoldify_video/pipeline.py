@@ -375,8 +375,7 @@ def encode_colour_video(
         for thread in threads:
             thread.start()
         for luma_planes in _drain(batches, stop):
-            luma = color.luma_to_unit(luma_planes, depth, full)
-            luma_small, chroma = colorizer.colorize(luma)
+            luma_small, chroma = colorizer.colorize_planes(luma_planes, depth, full)
             n = luma_planes.shape[0]
             skip = min(n, max(0, segment.start - index))
             if not _put(colored, (luma_planes, luma_small, chroma, skip), stop):
@@ -542,6 +541,7 @@ class _WorkerSetup:
     device: torch.device
     render_factor: int
     batch_size: int
+    precision: str
     threads: int
     context: SegmentContext
     parent: int
@@ -569,7 +569,7 @@ def _colorize_in_workers(
     for device in _worker_devices(colorizer.device, workers):
         setup = _WorkerSetup(
             colorizer.spec, state, device, colorizer.render_factor, colorizer.batch_size,
-            threads, context, os.getpid(),
+            colorizer.precision, threads, context, os.getpid(),
         )  # fmt: skip
         processes.append(mp.Process(target=_worker_main, args=(setup, tasks, results)))
     for process in processes:
@@ -630,8 +630,9 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
         model = setup.spec.builder()
         model.load_state_dict(setup.state)
         colorizer = Colorizer(
-            model, setup.spec, setup.device, setup.render_factor, setup.batch_size
-        )
+            model, setup.spec, setup.device, setup.render_factor, setup.batch_size,
+            setup.precision,
+        )  # fmt: skip
 
         def on_frames(count: int) -> None:
             if os.getppid() != setup.parent:
