@@ -125,9 +125,7 @@ class Colorizer:
         self.batch_size = batch_size
         self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
         if self.precision not in PRECISIONS:
-            raise UsageError(
-                f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})"
-            )
+            raise UsageError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
         self.model = model.to(self.device).eval()
         if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -33,7 +33,9 @@ PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )  # fmt: skip
 # NVENC's presets p1 (fastest) to p7 for the x264 names.
-_NVENC_PRESETS = dict(zip(PRESETS, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7")))
+_NVENC_PRESETS = dict(
+    zip(PRESETS, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7"), strict=True)
+)
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def check_encoder(codec: str) -> None:
         raise UsageError(f"--codec {codec}: {problem}; choose another --codec")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _encoder_problem(ffmpeg: str, encoder: str) -> str:
     """Why ``ffmpeg`` cannot encode with ``encoder``, or "" when it can."""
     if encoder not in listed_encoders(run(encoders_command()).stdout.decode(errors="replace")):
