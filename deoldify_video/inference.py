@@ -196,8 +196,8 @@ class Colorizer:
 
     @torch.inference_mode()
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
-        """The bare network on an already normalised input (on the device, mixed precision on
-        CUDA); returns float32 on the device."""
+        """The bare network on an already normalised input (on the device, in the colorizer's
+        precision); returns float32 on the device."""
         x = x.to(self.device, torch.float32)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -282,9 +282,11 @@ def load_colorizer(
     device: str = "auto",
     render_factor: int | None = None,
     batch_size: int = 8,
+    precision: str | None = None,
 ) -> Colorizer:
     """A ready :class:`Colorizer` for a registry name (``"default"`` = the shipped model) or a
-    weights file, whose architecture is recognised from its keys.
+    weights file, whose architecture is recognised from its keys (``precision``: see
+    :class:`Colorizer`).
 
     Raises:
         ModelNotFoundError, WeightsError, UsageError: unknown model, bad weights, bad options.
@@ -293,4 +295,4 @@ def load_colorizer(
         check_render_factor(render_factor)
     target = resolve_device(device)
     spec, network = weights.load_network(model, device=target)
-    return Colorizer(network, spec, target, render_factor, batch_size)
+    return Colorizer(network, spec, target, render_factor, batch_size, precision)

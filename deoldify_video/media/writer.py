@@ -77,7 +77,7 @@ class EncodeSettings:
     @property
     def chroma_subsampled(self) -> bool:
         """The encoded chroma is 4:2:0, so the frames are fed as 4:2:0 too (half the data)."""
-        return self.output_pix_fmt.startswith("yuv420p")
+        return self.output_pix_fmt.startswith(("yuv420p", "p010"))
 
     @property
     def chroma_size(self) -> tuple[int, int]:
@@ -211,7 +211,8 @@ def check_encoder(codec: str) -> None:
 @functools.cache
 def _encoder_problem(ffmpeg: str, encoder: str) -> str:
     """Why ``ffmpeg`` cannot encode with ``encoder``, or "" when it can."""
-    if encoder not in listed_encoders(run(encoders_command()).stdout.decode(errors="replace")):
+    listing = run([ffmpeg, *encoders_command()[1:]]).stdout.decode(errors="replace")
+    if encoder not in listed_encoders(listing):
         return f"this ffmpeg ({ffmpeg}) has no {encoder} encoder"
     if encoder not in NVENC:
         return ""
