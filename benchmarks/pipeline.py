@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from measure import PeakSampler, cpu_seconds  # noqa: E402
 
 from deoldify_video import color  # noqa: E402
 from deoldify_video.inference import load_colorizer  # noqa: E402
@@ -74,13 +74,6 @@ def make_clip(folder: Path) -> Path:
     return clip
 
 
-def cpu_seconds() -> float:
-    """CPU time used so far by this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def bench_io(clip: Path, out: Path, batch: int, preset: str) -> tuple[float, float]:
     """Decode the Y planes and encode them with grey chroma: the pipeline's ffmpeg cost.
 
@@ -117,21 +110,6 @@ def bench_model(
     return frames / wall, cpu / frames, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (Linux /proc)."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += tree_rss(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
-
-
 def bench_pipeline(
     clip: Path, folder: Path, model: str, config: RenderConfig
 ) -> tuple[float, int, int]:
@@ -139,25 +117,10 @@ def bench_pipeline(
     peak resident bytes of this process and its ffmpeg children together)."""
     colorizer = load_colorizer(model, "cpu", batch_size=config.batch_size)
     out_dir = Path(tempfile.mkdtemp(dir=folder))
-    peak = [0, 0]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
-            peak[0] = max(peak[0], size)
-            peak[1] = max(peak[1], tree_rss(os.getpid()))
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     start = time.perf_counter()
-    try:
+    with PeakSampler(os.getpid(), out_dir) as peaks:
         result = colorize_video(clip, out_dir / "out.mp4", colorizer, config)
-    finally:
-        done.set()
-        watcher.join()
-    return result.frames / (time.perf_counter() - start), peak[0], peak[1]
+    return result.frames / (time.perf_counter() - start), peaks.disk, peaks.rss
 
 
 def main() -> int:
