@@ -435,11 +435,18 @@ def _drain(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
 
 
 def _join(thread: threading.Thread, stop: threading.Event) -> None:
-    """Join a worker; if it does not end, tell every worker to stop and join again."""
-    thread.join(timeout=1.0)
+    """Join a worker, however long its work takes: it ends by itself after its queue's end
+    marker, or within moments once ``stop`` is set (as on any error). An interrupt while
+    waiting sets ``stop`` and is raised again once the worker has ended."""
+    interrupted: BaseException | None = None
     while thread.is_alive():
-        stop.set()
-        thread.join(timeout=1.0)
+        try:
+            thread.join(timeout=1.0)
+        except BaseException as exc:  # noqa: BLE001 - raised again below
+            stop.set()
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 # --------------------------------------------------------------------------- job bookkeeping
