@@ -59,7 +59,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from measure import PeakSampler, cpu_seconds  # noqa: E402
 from torch import nn  # noqa: E402
-from versus_frame_files import EXAMPLE, compare, table  # noqa: E402
+from versus_frame_files import EXAMPLE, Setup, compare, table  # noqa: E402
 
 from deoldify_video import color, metrics  # noqa: E402
 from deoldify_video.inference import Colorizer, render_size, resolve_device  # noqa: E402
@@ -615,11 +615,20 @@ def part_versus(ctx: Context) -> dict[str, Any]:
     clip = ctx.clip.get() if ctx.quick else EXAMPLE
     per_model = {}
     for name, net in ctx.clip_nets().items():
-        colorizer = net.colorizer(ctx.device, ctx.profile)
         per_model[name] = guarded(
-            lambda c=colorizer: compare(clip, c, ctx.folder, ctx.profile.repeat)
+            lambda n=net: compare(clip, versus_setup(n, ctx), ctx.folder, ctx.profile.repeat)
         )
     return {"per_model": per_model}
+
+
+def versus_setup(net: Net, ctx: Context) -> Setup:
+    """How ``versus``'s processes rebuild this colorizer (random weights through a file)."""
+    weights = None
+    if net.weights == "random":
+        weights = str(ctx.folder / f"{net.spec.name}-random.pth")
+        torch.save(net.model.state_dict(), weights)
+    return Setup(net.spec.name, str(ctx.device), weights, ctx.profile.render_factor,
+                 ctx.profile.batch, torch.get_num_threads())  # fmt: skip
 
 
 # --------------------------------------------------------------------------- running, reporting

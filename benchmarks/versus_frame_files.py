@@ -5,11 +5,13 @@ colorizes the files one at a time through its image path and saves each result a
 (Pillow's default quality), encodes the colour JPEGs with libx264 CRF 17, takes the audio out
 and muxes it back re-encoded to AAC at 256 kb/s. Here that loop is re-done with this package's
 image path (:func:`deoldify_video.images.colorize_rgb`, which gives DeOldify's generators
-DeOldify's exact pre- and post-processing) and the very same colorizer object as the
-``colorize_video`` run beside it, so the two differ only in how the frames travel.
+DeOldify's exact pre- and post-processing) and the same model, weights, device and settings
+as the ``colorize_video`` run beside it, so the two differ only in how the frames travel.
 
-For each: wall time, peak disk in the work folder (frames, segments, outputs) and peak
-resident memory of this process and its children (ffmpeg), sampled every 50 ms.
+Each run is a fresh process (so that neither inherits the other's memory), which loads the
+model and then times its loop. Measured: the loop's wall time; the peak disk in the work
+folder (frames, segments, outputs) and the peak resident memory of that process with its
+children (ffmpeg), sampled every 50 ms over its whole life.
 
     python benchmarks/versus_frame_files.py [CLIP] [--model lite] [--device cpu] [--repeat N]
 
@@ -19,6 +21,7 @@ CLIP defaults to the bundled examples/bigbuckbunny_bw.mp4. Prints a table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -27,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +39,9 @@ from measure import PeakSampler
 from PIL import Image
 
 from deoldify_video.images import colorize_rgb
-from deoldify_video.inference import Colorizer, load_colorizer
+from deoldify_video.inference import Colorizer, resolve_device
 from deoldify_video.media.probe import probe
+from deoldify_video.nets.weights import load_network
 from deoldify_video.pipeline import colorize_video, configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,33 +104,70 @@ def streamed(clip: Path, colorizer: Colorizer, work: Path) -> Path:
     return out
 
 
-def measure_run(
-    run: Callable[[Path, Colorizer, Path], Path], clip: Path, colorizer: Colorizer, root: Path
-) -> dict[str, Any]:
-    """Wall time, peak disk of the work folder and peak RSS of the process tree of one run."""
+LOOPS: dict[str, Callable[[Path, Colorizer, Path], Path]] = {
+    "frame_files": frame_files,
+    "colorize": streamed,
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The colorizer both loops use: a registry name, optionally other weights for it."""
+
+    model: str
+    device: str = "cpu"
+    weights: str | None = None
+    render_factor: int | None = None
+    batch_size: int = 8
+    threads: int | None = None
+
+
+def child_command(loop: str, clip: Path, setup: Setup, work: Path) -> list[str]:
+    """This script, run as the process that carries out one loop."""
+    return [sys.executable, __file__, "--child", loop, "--work", str(work), str(clip),
+            "--setup", json.dumps(asdict(setup))]  # fmt: skip
+
+
+def run_child(loop: str, clip: Path, setup: Setup, work: Path) -> dict[str, Any]:
+    """Load the colorizer, time the loop; for the parent, as one line of JSON."""
+    configure_threads(setup.threads)
+    device = resolve_device(setup.device)
+    spec, network = load_network(setup.model, setup.weights, device)
+    colorizer = Colorizer(network, spec, device, setup.render_factor, setup.batch_size)
+    start = time.perf_counter()
+    out = LOOPS[loop](clip, colorizer, work)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "frames": probe(out).frame_count}
+
+
+def measure_run(loop: str, clip: Path, setup: Setup, root: Path) -> dict[str, Any]:
+    """One loop in its own process: its wall time, and the peaks of disk and memory."""
     work = Path(tempfile.mkdtemp(dir=root))
     try:
-        start = time.perf_counter()
-        with PeakSampler(os.getpid(), work) as peaks:
-            out = run(clip, colorizer, work)
-        wall = time.perf_counter() - start
-        frames = probe(out).frame_count
+        child = subprocess.Popen(
+            child_command(loop, clip, setup, work), stdout=subprocess.PIPE, text=True
+        )
+        with PeakSampler(child.pid, work) as peaks:
+            stdout, _ = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"the {loop} loop failed (exit code {child.returncode})")
+        result = json.loads(stdout.splitlines()[-1])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"wall_s": wall, "frames": frames, "fps": frames / wall,
+    return {**result, "fps": result["frames"] / result["wall_s"],
             "peak_disk_mb": peaks.disk / 1e6, "peak_rss_mib": peaks.rss / 2**20}  # fmt: skip
 
 
-def compare(clip: Path, colorizer: Colorizer, root: Path, repeat: int = 1) -> dict[str, Any]:
+def compare(clip: Path, setup: Setup, root: Path, repeat: int = 1) -> dict[str, Any]:
     """Both loops ``repeat`` times, interleaved; the medians, and the speed-up of ours."""
-    runs: dict[str, list[dict[str, Any]]] = {"frame_files": [], "colorize": []}
+    runs: dict[str, list[dict[str, Any]]] = {loop: [] for loop in LOOPS}
     for _ in range(repeat):
-        runs["frame_files"].append(measure_run(frame_files, clip, colorizer, root))
-        runs["colorize"].append(measure_run(streamed, clip, colorizer, root))
-    result: dict[str, Any] = {"clip": str(clip), "model": colorizer.spec.name,
-                              "device": str(colorizer.device), "repeat": repeat}  # fmt: skip
-    for name, items in runs.items():
-        result[name] = {key: statistics.median(r[key] for r in items) for key in items[0]}
+        for loop in LOOPS:
+            runs[loop].append(measure_run(loop, clip, setup, root))
+    result: dict[str, Any] = {"clip": str(clip), "model": setup.model, "device": setup.device,
+                              "repeat": repeat}  # fmt: skip
+    for loop, items in runs.items():
+        result[loop] = {key: statistics.median(r[key] for r in items) for key in items[0]}
     result["speedup"] = result["frame_files"]["wall_s"] / result["colorize"]["wall_s"]
     return result
 
@@ -153,12 +195,19 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each loop (median)")
+    parser.add_argument("--child", choices=sorted(LOOPS), help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--setup", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    threads = configure_threads(args.threads)
-    colorizer = load_colorizer(args.model, args.device)
+    if args.child:
+        print(json.dumps(run_child(args.child, args.clip, Setup(**json.loads(args.setup)),
+                                   args.work)))  # fmt: skip
+        return 0
+    setup = Setup(args.model, args.device, threads=args.threads)
     info = probe(args.clip)
     with tempfile.TemporaryDirectory() as tmp:
-        result = compare(args.clip, colorizer, Path(tmp), args.repeat)
+        result = compare(args.clip, setup, Path(tmp), args.repeat)
+    threads = args.threads or os.cpu_count()
     print(
         f"clip: {args.clip.name} {info.width}x{info.height}, {info.frame_count} frames; "
         f"{os.cpu_count()} CPUs, torch threads {threads}; median of {args.repeat}"
