@@ -395,7 +395,10 @@ def run_pipeline(clip: Path, net: Net, ctx: Context) -> dict[str, Any]:
     out.unlink(missing_ok=True)
     config = RenderConfig(batch_size=ctx.profile.batch)
     start = time.perf_counter()
-    with PeakSampler(os.getpid(), gpu=ctx.device.type == "cuda", interval=0.1) as peaks:
+    with (
+        PeakSampler(os.getpid(), gpu=ctx.device.type == "cuda", interval=0.1) as peaks,
+        inference_warnings() as warnings,
+    ):
         result = colorize_video(clip, out, colorizer, config)
     wall = time.perf_counter() - start
     busy = colorizer.busy_seconds()
@@ -409,6 +412,7 @@ def run_pipeline(clip: Path, net: Net, ctx: Context) -> dict[str, Any]:
         "model_busy_fraction": busy / wall,
         "gpu_utilisation_pct": peaks.gpu_utilisation,
         "peak_rss_mib": peaks.rss / 2**20,
+        "overflowed_batches": overflows(warnings),
     }
 
 
@@ -434,6 +438,33 @@ def part_correctness(ctx: Context) -> dict[str, Any]:
     return {"frames": planes.shape[0], "source": EXAMPLE.name, "per_model": per_model}
 
 
+class _Capture(logging.Handler):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def inference_warnings() -> Iterator[list[str]]:
+    """The warnings the colorizer logs in the block: batches halved, overflows redone."""
+    messages: list[str] = []
+    handler = _Capture(messages)
+    logger = logging.getLogger("deoldify_video.inference")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def overflows(messages: list[str]) -> int:
+    """How many batches overflowed in mixed precision (and were redone in fp32)."""
+    return sum("overflowed" in m for m in messages)
+
+
 @contextlib.contextmanager
 def exact_float32() -> Iterator[None]:
     """float32 without TF32 on CUDA, for a reference."""
@@ -453,8 +484,10 @@ def precision_error(
     luma: torch.Tensor,
     reference: torch.Tensor,
 ) -> dict[str, Any]:
-    """Mean CIEDE2000 and the largest chroma difference (8-bit steps) against ``reference``."""
-    chroma = colorizer.colorize_planes(planes, depth, full)[1]
+    """Mean CIEDE2000 and the largest chroma difference (8-bit steps) against ``reference``;
+    batches that overflowed were redone in fp32 (counted), so they compare as fp32."""
+    with inference_warnings() as warnings:
+        chroma = colorizer.colorize_planes(planes, depth, full)[1]
     finite = torch.isfinite(chroma)
     chroma = torch.where(finite, chroma, torch.zeros_like(chroma))
     ours, theirs = (to_rgb(luma, c) for c in (chroma, reference))
@@ -465,6 +498,7 @@ def precision_error(
         "max_ciede2000_frame": float(np.max(de)),
         "max_chroma_steps": steps,
         "nonfinite_samples": int((~finite).sum().item()),
+        "overflowed_batches": overflows(warnings),
     }
 
 
@@ -479,15 +513,6 @@ def part_oom(ctx: Context) -> dict[str, Any]:
         name: guarded(lambda n=net: out_of_memory(n, ctx)) for name, net in ctx.nets.items()
     }
     return {"per_model": per_model}
-
-
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 class _SmallMemory(nn.Module):
@@ -521,12 +546,10 @@ def out_of_memory(net: Net, ctx: Context) -> dict[str, Any]:
         )
         mode = f"simulated: batches over {small} frames fail"
     colorizer.batch_size = frames
-    handler = _Capture()
-    logging.getLogger("deoldify_video.inference").addHandler(handler)
     try:
-        chroma = colorizer.predict(luma)
+        with inference_warnings() as warnings:
+            chroma = colorizer.predict(luma)
     finally:
-        logging.getLogger("deoldify_video.inference").removeHandler(handler)
         if device.type == "cuda":
             torch.cuda.set_per_process_memory_fraction(1.0, device)
             torch.cuda.empty_cache()
@@ -534,7 +557,7 @@ def out_of_memory(net: Net, ctx: Context) -> dict[str, Any]:
         "mode": mode,
         "asked_batch": frames,
         "final_batch": colorizer.batch_size,
-        "warnings": handler.messages,
+        "warnings": warnings,
         "frames_in": frames,
         "frames_out": chroma.shape[0],
         "max_difference_vs_small_batches": (chroma - reference).abs().max().item(),
@@ -754,16 +777,19 @@ def report_pipeline(part: dict[str, Any]) -> list[str]:
     c = part["clip"]
     lines = [
         f"clip {c['size'][0]}x{c['size'][1]}, {c['frames']} frames",
-        "| stage | frames/s | model busy | GPU utilisation % |",
-        "|---|---|---|---|",
+        "| stage | frames/s | model busy | GPU utilisation % | overflowed batches |",
+        "|---|---|---|---|---|",
     ]
     for key in ("decode_alone", "encode_alone"):
-        lines.append(f"| {key} | " + error_or(part[key], lambda k=key: f"{part[k]['fps']:.1f} | |"))
+        lines.append(
+            f"| {key} | " + error_or(part[key], lambda k=key: f"{part[k]['fps']:.1f} | | |")
+        )
     for name, r in part["per_model"].items():
         cells = error_or(
             r,
             lambda r=r: (
-                f"{r['fps']:.1f} | {r['model_busy_fraction']:.0%} | {fmt(r['gpu_utilisation_pct'])}"
+                f"{r['fps']:.1f} | {r['model_busy_fraction']:.0%} | "
+                f"{fmt(r['gpu_utilisation_pct'])} | {r['overflowed_batches']}"
             ),
         )
         lines.append(f"| colorize_video, {name} | {cells} |")
@@ -773,8 +799,8 @@ def report_pipeline(part: dict[str, Any]) -> list[str]:
 def report_correctness(part: dict[str, Any]) -> list[str]:
     lines = [
         f"{part['frames']} frames of {part['source']} against fp32",
-        "| model | precision | mean CIEDE2000 | max chroma steps | non-finite |",
-        "|---|---|---|---|---|",
+        "| model | precision | mean CIEDE2000 | max chroma steps | non-finite | overflowed |",
+        "|---|---|---|---|---|---|",
     ]
     for name, rows in part["per_model"].items():
         for precision, r in rows.items():
@@ -784,7 +810,8 @@ def report_correctness(part: dict[str, Any]) -> list[str]:
                 r,
                 lambda r=r: (
                     f"{fmt(r['mean_ciede2000'], 3)} | "
-                    f"{fmt(r['max_chroma_steps'], 2)} | {r['nonfinite_samples']}"
+                    f"{fmt(r['max_chroma_steps'], 2)} | {r['nonfinite_samples']} | "
+                    f"{r['overflowed_batches']}"
                 ),
             )
             lines.append(f"| {name} ({rows['weights']}) | {precision} | {cells} |")

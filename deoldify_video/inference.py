@@ -197,12 +197,25 @@ class Colorizer:
     @torch.inference_mode()
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
         """The bare network on an already normalised input (on the device, in the colorizer's
-        precision); returns float32 on the device."""
+        precision); returns float32 on the device.
+
+        A mixed-precision pass that overflows (an infinite or NaN output, which would become a
+        wrong frame) is run again in float32, with a warning.
+        """
         x = x.to(self.device, torch.float32)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self.model(x).float()
+            out = self.model(x).float()
+        if self.precision != "fp32" and not bool(torch.isfinite(out).all()):
+            log.warning(
+                "model %r overflowed in %s on a batch of %d: redone in fp32",
+                self.spec.name,
+                self.precision,
+                x.shape[0],
+            )
+            out = self.model(x).float()
+        return out
 
     def _forward(self, luma: torch.Tensor) -> torch.Tensor:
         x = luma.to(self.device, torch.float32)

@@ -48,10 +48,12 @@ def test_gpu_benchmark_quick_on_the_cpu(tmp_path):
     lite = pipeline["per_model"]["lite"]
     assert lite["frames"] == 6 and lite["fps"] > 0
     assert 0 < lite["model_busy_s"] < lite["wall_s"]
+    assert lite["overflowed_batches"] == 0
 
     for name, result in parts["correctness"]["per_model"].items():
         assert result["bf16"]["mean_ciede2000"] >= 0, name
         assert result["bf16"]["nonfinite_samples"] == 0, name
+        assert result["bf16"]["overflowed_batches"] >= 0, name
     assert parts["correctness"]["per_model"]["lite"]["bf16"]["mean_ciede2000"] < 5
 
     for result in parts["oom"]["per_model"].values():

@@ -143,3 +143,16 @@ def test_precision_is_fp32_on_the_cpu_unless_asked():
     assert torch.allclose(fp32, bf16, atol=0.02)
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         Colorizer(network, spec(LUMA_CHROMA), precision="fp8")
+
+
+def test_a_mixed_precision_overflow_is_redone_in_fp32(caplog):
+    class OverflowsInHalf(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            chroma = torch.cat([x * 0.1, -x * 0.2], dim=1)
+            return chroma + float("inf") if torch.is_autocast_enabled("cpu") else chroma
+
+    luma = torch.rand(3, 1, 32, 32)
+    exact = Colorizer(OverflowsInHalf(), spec(LUMA_CHROMA)).predict(luma)
+    half = Colorizer(OverflowsInHalf(), spec(LUMA_CHROMA), precision="bf16").predict(luma)
+    assert torch.equal(half, exact) and torch.isfinite(half).all()
+    assert "overflowed in bf16 on a batch of 3: redone in fp32" in caplog.text
