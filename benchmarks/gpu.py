@@ -158,7 +158,7 @@ def build(name: str, device: torch.device) -> Net:
     spec = get_spec(name)
     if weights_location(spec).is_file():
         spec, model = load_network(name, device=device)
-        return Net(spec, model, f"trained ({weights_location(spec).name})")
+        return Net(spec, model, f"trained: {weights_location(spec).name}")
     with torch.device(device):
         model = spec.builder()
     return Net(spec, model.eval(), "random")
@@ -782,7 +782,7 @@ def report_pipeline(part: dict[str, Any]) -> list[str]:
     ]
     for key in ("decode_alone", "encode_alone"):
         lines.append(
-            f"| {key} | " + error_or(part[key], lambda k=key: f"{part[k]['fps']:.1f} | | |")
+            f"| {key} | " + error_or(part[key], lambda k=key: f"{part[k]['fps']:.1f} | | | |")
         )
     for name, r in part["per_model"].items():
         cells = error_or(
