@@ -31,17 +31,22 @@ def error_or(row: dict[str, Any], text: Callable[[], str]) -> str:
 
 def report_models(part: dict[str, Any]) -> list[str]:
     lines = [
-        "| model | way | precision | batch | frames/s | peak MiB |",
-        "|---|---|---|---|---|---|",
+        "| model | way | precision | batch | frames/s | peak MiB | overflowed calls |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in part["per_model"].items():
         rows = [("DeOldify", r["deoldify_way"])]
         rows += [("ours" + (" compiled" if o.get("compiled") else ""), o) for o in r["ours"]]
         for way, o in rows:
-            cells = error_or(o, lambda o=o: f"{o['fps']:.1f} | {fmt(o['peak_mib'], 0)}")
+            cells = error_or(
+                o,
+                lambda o=o: (
+                    f"{o['fps']:.1f} | {fmt(o['peak_mib'], 0)} | {o.get('overflowed_batches', '')}"
+                ),
+            )
             lines.append(f"| {name} | {way} | {o['precision']} | {o['batch']} | {cells} |")
         if "speedup" in r:
-            lines.append(f"| {name} | best / DeOldify's | | | {r['speedup']:.2f} x | |")
+            lines.append(f"| {name} | best / DeOldify's | | | {r['speedup']:.2f} x | | |")
     return lines
 
 
