@@ -1,6 +1,6 @@
 """Colorizing on a GPU measured in one command; ``--device cpu --quick`` checks it on a CPU.
 
-    python benchmarks/gpu.py                        # CUDA, full sizes (about 5 minutes on one GPU)
+    python benchmarks/gpu.py                        # CUDA, full sizes (sized for < 8 min, untimed)
     python benchmarks/gpu.py --device cpu --quick   # every part, tiny sizes, any CPU (< 1 minute)
     python benchmarks/gpu.py --device cpu --parts ceiling --seconds 10 --threads 1 --repeat 3
 
