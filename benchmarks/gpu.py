@@ -1,7 +1,7 @@
 """Colorizing on a GPU measured in one command; ``--device cpu --quick`` checks it on a CPU.
 
     python benchmarks/gpu.py                        # CUDA, full sizes (sized for < 8 min, untimed)
-    python benchmarks/gpu.py --device cpu --quick   # every part, tiny sizes, any CPU (< 1 minute)
+    python benchmarks/gpu.py --device cpu --quick   # every part, tiny sizes (about 30 s of CPU)
     python benchmarks/gpu.py --device cpu --parts ceiling --seconds 10 --threads 1 --repeat 3
 
 Parts (``--parts``, comma-separated; each is timed and recorded on its own, and a part that
