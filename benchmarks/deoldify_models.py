@@ -5,12 +5,15 @@ Usage (from the repository root, with the package installed or ``PYTHONPATH=.``)
     python benchmarks/deoldify_models.py                       # video + artistic, defaults
     python benchmarks/deoldify_models.py --models artistic --cpu-frames 3 --threads 2
     python benchmarks/deoldify_models.py --batch-sizes 1,4,8 --gpu-iters 10
+    python benchmarks/deoldify_models.py --image photo.jpg      # a real picture as the input
 
 The networks get random weights (speed does not depend on the values), so nothing has to be
-downloaded. Each network runs at its registry default render factor (video 21 -> 336 px,
-stable and artistic 35 -> 560 px) unless ``--render-factor`` is given. On a GPU, float32 runs
-with TF32 off, then fp16 and bf16 under ``torch.autocast``, for each batch size; peak memory
-is ``torch.cuda.max_memory_allocated``. Prints one table.
+downloaded; the input is random too unless ``--image`` names a picture, which then goes
+through DeOldify's pre-processing (grey, square at the render size). Each network runs at its
+registry default render factor (video 21 -> 336 px, stable and artistic 35 -> 560 px) unless
+``--render-factor`` is given. On a GPU, float32 runs with TF32 off, then fp16 and bf16 under
+``torch.autocast``, for each batch size; peak memory is ``torch.cuda.max_memory_allocated``.
+Prints one table.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ import argparse
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from deoldify_video.deoldify_policy import render_size
+from deoldify_video.deoldify_policy import preprocess, render_size
+from deoldify_video.errors import DeoldifyError
+from deoldify_video.images import read_image
 from deoldify_video.nets.registry import get_spec
 from deoldify_video.nets.unet import fold_spectral_norm
 
@@ -43,27 +49,43 @@ def _build(name: str, fold: bool) -> torch.nn.Module:
     return fold_spectral_norm(model) if fold else model
 
 
-def bench_cpu(name: str, side: int, frames: int, fold: bool) -> Row:
+def network_input(picture: np.ndarray | None, render_factor: int, side: int) -> torch.Tensor:
+    """``(1, 3, side, side)``: ``picture`` (RGB uint8) pre-processed as DeOldify does, or
+    random values when it is None."""
+    if picture is None:
+        return torch.randn(1, 3, side, side)
+    return preprocess(picture, render_factor)
+
+
+def bench_cpu(name: str, x: torch.Tensor, frames: int, fold: bool) -> Row:
+    """``x``: one ``(1, 3, S, S)`` network input."""
     model = _build(name, fold)
-    x = torch.randn(1, 3, side, side)
     with torch.inference_mode():
         model(x)  # warm-up
         start = time.perf_counter()
         for _ in range(frames):
             model(x)
         elapsed = time.perf_counter() - start
-    return Row(name, "cpu", "fp32", side, 1, elapsed / frames, note=_note(fold))
+    return Row(name, "cpu", "fp32", x.shape[-1], 1, elapsed / frames, note=_note(fold))
 
 
 def bench_gpu(
-    model: torch.nn.Module, name: str, side: int, batch: int, precision: str, iters: int, fold: bool
+    model: torch.nn.Module,
+    name: str,
+    frame: torch.Tensor,
+    batch: int,
+    precision: str,
+    iters: int,
+    fold: bool,
 ) -> Row:
-    """``model`` already on the GPU; ``precision`` is fp32 (TF32 off), fp16 or bf16 autocast."""
+    """``model`` already on the GPU, ``frame`` one ``(1, 3, S, S)`` input repeated into the
+    batch; ``precision`` is fp32 (TF32 off), fp16 or bf16 autocast."""
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    side = frame.shape[-1]
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     try:
-        x = torch.randn(batch, 3, side, side, device="cuda")
+        x = frame.expand(batch, -1, -1, -1).contiguous().cuda()
         with torch.inference_mode(), torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
             for _ in range(2):
                 model(x)
@@ -112,7 +134,12 @@ def main() -> None:
     parser.add_argument(
         "--fold", action="store_true", help="fold spectral norm into the weights first"
     )
+    parser.add_argument("--image", help="a picture to use as the input (default: random)")
     args = parser.parse_args()
+    try:
+        picture = read_image(args.image)[0] if args.image else None
+    except DeoldifyError as exc:
+        parser.error(str(exc))
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -120,9 +147,10 @@ def main() -> None:
     rows: list[Row] = []
     for name in names:
         policy = get_spec(name).policy
-        side = render_size(args.render_factor or policy.default_render_factor, policy.render_base)
+        render_factor = args.render_factor or policy.default_render_factor
+        x = network_input(picture, render_factor, render_size(render_factor, policy.render_base))
         if not args.no_cpu:
-            rows.append(bench_cpu(name, side, args.cpu_frames, args.fold))
+            rows.append(bench_cpu(name, x, args.cpu_frames, args.fold))
         if torch.cuda.is_available():
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
@@ -131,7 +159,7 @@ def main() -> None:
             for precision in ("fp32", "fp16", "bf16"):
                 for batch in batches:
                     rows.append(
-                        bench_gpu(model, name, side, batch, precision, args.gpu_iters, args.fold)
+                        bench_gpu(model, name, x, batch, precision, args.gpu_iters, args.fold)
                     )
             del model
     gpu_name = torch.cuda.get_device_name() if torch.cuda.is_available() else None

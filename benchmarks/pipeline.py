@@ -7,11 +7,13 @@ of the first two, and the most frames/s the machine's cores allow when both shar
 peak resident memory of this process and of its ffmpeg children; the most temporary disk the
 pipeline used beside the output.
 
-    python benchmarks/pipeline.py [--clip FILE] [--model NAME|PATH] [--threads N] [--preset P]
-                                  [--repeat N]
+    python benchmarks/pipeline.py [--clip FILE | --size 640x480|1080p|2k|4k] [--model NAME|PATH]
+                                  [--threads N] [--preset P] [--repeat N]
 
-Without --clip it builds a 640x480 black-and-white clip (264 frames, with audio) from
-../shared/data/video/bigbuckbunny.mp4.
+Without --clip it builds a black-and-white clip from the bundled example,
+examples/bigbuckbunny_bw.mp4, scaled to --size: at 640x480 (the default) the example played
+twice (264 frames, with audio); at 1080p, 2k (2048x1556, a full-aperture scan) and 4k
+(3840x2160) its first 72 frames.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +35,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from measure import PeakSampler, cpu_seconds  # noqa: E402
 
 from deoldify_video import color  # noqa: E402
+from deoldify_video.errors import DeoldifyError  # noqa: E402
 from deoldify_video.inference import load_colorizer  # noqa: E402
 from deoldify_video.media.probe import probe  # noqa: E402
 from deoldify_video.media.reader import FrameReader, full_range, plane_depth  # noqa: E402
@@ -44,34 +47,32 @@ from deoldify_video.temporal import SmoothingConfig, smooth_chroma  # noqa: E402
 from deoldify_video.types import RenderConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCE = REPO.parent / "shared" / "data" / "video" / "bigbuckbunny.mp4"
+SOURCE = REPO / "examples" / "bigbuckbunny_bw.mp4"
 
 
-def make_clip(folder: Path) -> Path:
-    clip = folder / "bench_640x480_bw.mp4"
+SIZES = {"640x480": (640, 480), "1080p": (1920, 1080), "2k": (2048, 1556), "4k": (3840, 2160)}
+
+
+def make_clip(folder: Path, size: str) -> Path:
+    """The bundled example, grey, scaled to ``size`` (a key of :data:`SIZES`)."""
+    width, height = SIZES[size]
+    clip = folder / f"bench_{width}x{height}_bw.mp4"
+    length = ["-stream_loop", "1"] if size == "640x480" else []
+    frames = [] if size == "640x480" else ["-frames:v", "72"]
     subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-y",
-            "-stream_loop",
-            "1",
-            "-i",
-            str(SOURCE),
-            "-vf",
-            "scale=640:480,format=gray,format=yuv420p",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "18",
-            "-c:a",
-            "copy",
-            str(clip),
-        ],
+        ["ffmpeg", "-v", "error", "-y", *length, "-i", str(SOURCE), *frames,
+         "-vf", f"scale={width}:{height},format=gray,format=yuv420p",
+         "-c:v", "libx264", "-crf", "18", "-c:a", "copy", str(clip)],
         check=True,
-    )
+    )  # fmt: skip
     return clip
+
+
+def cpu_seconds() -> float:
+    """CPU time used so far by this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def bench_io(clip: Path, out: Path, batch: int, preset: str) -> tuple[float, float]:
@@ -110,54 +111,115 @@ def bench_model(
     return frames / wall, cpu / frames, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
 
 
-def bench_pipeline(
-    clip: Path, folder: Path, model: str, config: RenderConfig
-) -> tuple[float, int, int]:
-    """Whole pipeline; returns (frames/s, peak bytes of temporary files beside the output,
-    peak resident bytes of this process and its ffmpeg children together)."""
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (Linux /proc)."""
+    total = process_rss(pid)
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += tree_rss(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def bench_pipeline(clip: Path, folder: Path, model: str, config: RenderConfig) -> tuple[float, int]:
+    """Whole pipeline in this process; returns (frames/s, peak bytes of temporary files beside
+    the output)."""
     colorizer = load_colorizer(model, "cpu", batch_size=config.batch_size)
     out_dir = Path(tempfile.mkdtemp(dir=folder))
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            size = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+            peak[0] = max(peak[0], size)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     start = time.perf_counter()
-    with PeakSampler(os.getpid(), out_dir) as peaks:
+    try:
         result = colorize_video(clip, out_dir / "out.mp4", colorizer, config)
-    return result.frames / (time.perf_counter() - start), peaks.disk, peaks.rss
+    finally:
+        done.set()
+        watcher.join()
+    return result.frames / (time.perf_counter() - start), peak[0]
+
+
+def command_memory(clip: Path, folder: Path, model: str, preset: str) -> tuple[int, int]:
+    """Peak resident bytes of ``deoldify-video colorize`` run as a user runs it, with its
+    default settings (a process of its own and its ffmpeg children, sampled every 50 ms):
+    (the whole tree, the ffmpeg processes alone)."""
+    out = folder / "memory.mp4"
+    command = [sys.executable, "-m", "deoldify_video", "colorize", str(clip), "-o", str(out),
+               "--model", model, "--preset", preset, "--overwrite", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(command)
+    tree = children = 0
+    while proc.poll() is None:
+        total = tree_rss(proc.pid)
+        tree = max(tree, total)
+        children = max(children, total - process_rss(proc.pid))
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise SystemExit(f"colorize failed with exit code {proc.returncode}")
+    return tree, children
+
+
+def process_rss(pid: int) -> int:
+    """Resident bytes of one process."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path)
+    parser.add_argument("--size", choices=SIZES, default="640x480", help="of the generated clip")
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--preset", default="medium", help="libx264 speed preset")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measure (median)")
     args = parser.parse_args()
+    if args.clip is not None:
+        try:
+            probe(args.clip)
+        except DeoldifyError as exc:
+            parser.error(str(exc))
     threads = configure_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        clip = args.clip or make_clip(folder)
+        clip = args.clip or make_clip(folder, args.size)
         info = probe(clip)
         plain = RenderConfig(batch_size=args.batch_size, preset=args.preset, smooth=False)
         smooth = dataclasses.replace(plain, smooth=True)
         runs: dict[str, list[Any]] = {"io": [], "model": [], "plain": [], "smooth": []}
         for _ in range(args.repeat):  # interleaved, so that a busy moment touches all alike
-            runs["io"].append(bench_io(clip, folder / "io.mkv", args.batch_size, args.preset))
+            runs["io"].append(bench_io(clip, folder / "io.nut", args.batch_size, args.preset))
             runs["model"].append(bench_model(clip, args.model, args.batch_size))
             runs["plain"].append(bench_pipeline(clip, folder, args.model, plain))
             runs["smooth"].append(bench_pipeline(clip, folder, args.model, smooth))
+        rss_tree, rss_children = command_memory(clip, folder, args.model, args.preset)
     io_fps, io_cpu = (median(runs["io"], i) for i in range(2))
     model_fps, model_cpu, smooth_fps = (median(runs["model"], i) for i in range(3))
     render = runs["model"][0][3]
     plain_fps = median(runs["plain"], 0)
     full_fps = median(runs["smooth"], 0)
     disk = max(run[1] for run in runs["plain"] + runs["smooth"])
-    rss_tree = max(run[2] for run in runs["plain"] + runs["smooth"])
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     slower = min(io_fps, model_fps)
     cores = os.cpu_count() or 1
     shared = min(slower, cores / (io_cpu + model_cpu))
     print(
-        f"clip: {clip.name if args.clip else 'bigbuckbunny x2, grey'} {info.width}x{info.height}, "
+        f"clip: {clip.name if args.clip else 'the bundled example, grey'} "
+        f"{info.width}x{info.height}, "
         f"{info.frame_count} frames; model {args.model} at {render}; torch threads {threads}; "
         f"batch {args.batch_size}; libx264 preset {args.preset}; {os.cpu_count()} CPUs; "
         f"torch {torch.__version__}"
@@ -177,8 +239,10 @@ def main() -> int:
         f"(the pipeline reaches {plain_fps / shared:.2f} x that without smoothing)"
     )
     print(
-        f"peak RSS: {rss_self:.0f} MiB (this process, whole run); {rss_tree / 2**20:.0f} MiB "
-        "(the pipeline with its ffmpeg processes, sampled every 50 ms)"
+        f"peak RSS of `deoldify-video colorize` with its default settings: "
+        f"{rss_tree / 2**20:.0f} MiB with its ffmpeg processes, which alone take "
+        f"{rss_children / 2**20:.0f} MiB (sampled every 50 ms); this benchmark process "
+        f"{rss_self:.0f} MiB"
     )
     print(f"temporary disk beside the output: {disk / 1e6:.1f} MB at most")
     return 0

@@ -1,12 +1,15 @@
 """Cost of temporal smoothing per frame, at render size and at full 640x480.
 
 Prints a table: milliseconds per frame of :func:`deoldify_video.temporal.smooth_chroma`
-(batches of 8 frames, best of several runs) on a camera pan over a real photograph, and that
-cost as a share of a frame's time in a pipeline whose model runs at ``--model-fps``.
+(batches of 8 frames, best of several runs) on a camera pan over a real picture, and that
+cost as a share of a frame's time in a pipeline whose model runs at ``--model-fps``. The
+picture is a frame of the bundled example ``examples/bigbuckbunny_bw.mp4`` unless ``--photo``
+names another; the chroma is noise (its values do not change the cost).
 
 Usage (from the repository root, with the package installed or ``PYTHONPATH=.``)::
 
-    python benchmarks/temporal.py [--threads 2] [--frames 48] [--repeats 5] [--model-fps 20]
+    python benchmarks/temporal.py [--photo FILE] [--threads 2] [--frames 48] [--repeats 5]
+                                  [--model-fps 20]
 """
 
 from __future__ import annotations
@@ -22,26 +25,30 @@ import torch
 from deoldify_video.color import rgb_to_ycbcr
 from deoldify_video.temporal import SmootherState, SmoothingConfig, smooth_chroma
 
-PHOTO = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "photos"
-    / "plasma-workspace-wallpapers"
-    / "ColorfulCups"
-    / "2560x1600.jpg"
-)
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bigbuckbunny_bw.mp4"
+EXAMPLE_FRAME = 40
 SIZES = ((256, 192), (640, 480))  # render size of a 640x480 frame, and the frame itself
 
 
-def pan_clip(size: tuple[int, int], frames: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A pan of 2% of the width per frame: luma ``(N, 1, h, w)``, noisy chroma ``(N, 2, h, w)``."""
+def example_frame() -> np.ndarray:
+    """Frame ``EXAMPLE_FRAME`` of the bundled example, BGR uint8 ``(H, W, 3)``."""
+    capture = cv2.VideoCapture(str(EXAMPLE))
+    try:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, EXAMPLE_FRAME)
+        ok, frame = capture.read()
+    finally:
+        capture.release()
+    if not ok:
+        raise SystemExit(f"{EXAMPLE}: cannot read frame {EXAMPLE_FRAME}")
+    return frame
+
+
+def pan_clip(
+    image: np.ndarray, size: tuple[int, int], frames: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pan of 2% of the width per frame over ``image`` (BGR uint8): luma ``(N, 1, h, w)``,
+    noisy chroma ``(N, 2, h, w)``."""
     width, height = size
-    image = cv2.imread(str(PHOTO), cv2.IMREAD_COLOR)
-    if image is None:  # no shared data: a smooth random texture stands in
-        rng = np.random.default_rng(0)
-        image = cv2.GaussianBlur(rng.random((height * 2, width * 2, 3)), (0, 0), 4.0)
-        image = (image * 255).astype(np.uint8)
     big = cv2.resize(image, (width * 3 // 2, height * 3 // 2), interpolation=cv2.INTER_AREA)
     step = 0.02 * width
     shots = [
@@ -74,21 +81,31 @@ def time_per_frame(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photo", type=Path, help="the picture to pan over")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-fps", type=float, default=20.0)
     args = parser.parse_args()
+    if args.photo and not args.photo.is_file():
+        parser.error(f"{args.photo}: no such file")
+    image = cv2.imread(str(args.photo), cv2.IMREAD_COLOR) if args.photo else example_frame()
+    if image is None:
+        parser.error(f"{args.photo}: not a readable picture")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     frame_ms = 1000.0 / args.model_fps
     configs = {"strength 0 (off)": SmoothingConfig(strength=0.0), "default": SmoothingConfig()}
-    print(f"threads={args.threads}, frames={args.frames}, model at {args.model_fps:g} frames/s")
+    source = args.photo or f"{EXAMPLE.name}, frame {EXAMPLE_FRAME}"
+    print(
+        f"picture: {source}; threads={args.threads}, frames={args.frames}, "
+        f"model at {args.model_fps:g} frames/s"
+    )
     header = f"{'size':>9} | {'config':<16} | {'wall ms/frame':>13} | {'cpu ms/frame':>12}"
     print(f"{header} | {'share of frame time':>19}")
     print("-" * 83)
     for size in SIZES:
-        luma, chroma = pan_clip(size, args.frames)
+        luma, chroma = pan_clip(image, size, args.frames)
         for name, config in configs.items():
             wall, cpu = time_per_frame(luma, chroma, config, args.repeats)
             share = wall / (frame_ms + wall) * 100.0

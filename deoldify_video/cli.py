@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +24,7 @@ from .types import ProgressEvent, RenderConfig
 
 if TYPE_CHECKING:
     from .inference import Colorizer
+    from .nets.registry import ModelSpec
 
 log = logging.getLogger("deoldify_video")
 
@@ -34,15 +40,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("colorize", help="colorize a video file")
-    p.add_argument("input", metavar="INPUT", help="video file, or an http(s) URL (yt-dlp)")
-    p.add_argument("-o", "--output", help="output file (default: INPUT_colorized.EXT beside it)")
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="video file, image sequence (a folder of numbered frames or a pattern such as "
+        "scans/reel1_%%06d.dpx), or an http(s) URL (yt-dlp)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file, numbered frames (out/reel1_%%06d.tif), or a folder (an existing one, "
+        "or a name ending in /) for the default name; missing folders are created (default: "
+        "INPUT_colorized.EXT beside the input)",
+    )
     _add_model_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
     p.add_argument("--codec", default="libx264", choices=CODECS)
-    p.add_argument("--crf", type=int, default=17, help="libx264/libx265 quality, 0-51 (default 17)")
+    p.add_argument(
+        "--crf", type=int, default=None, help="libx264/libx265 quality, 0-51 (default 17)"
+    )
     p.add_argument(
         "--preset",
-        default="medium",
+        default=None,
         choices=PRESETS,
         help="libx264/libx265 speed: a faster preset leaves more CPU to the model (default medium)",
     )
@@ -50,21 +69,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--smooth-strength",
         type=float,
-        default=0.6,
+        default=None,
         help="weight of the previous frame's colour, 0 to 0.95 (default 0.6)",
+    )
+    p.add_argument(
+        "--recolor",
+        action="store_true",
+        help="colorize a colour video too, replacing its colours (refused by default)",
     )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--playlist", action="store_true", help="colorize every item of a playlist URL")
+    p.add_argument(
+        "--fps",
+        type=_frame_rate,
+        help="frame rate of an image sequence: 24, 25, 24000/1001... (default 24)",
+    )
+    p.add_argument(
+        "--audio", metavar="FILE", help="sound for an image sequence (WAV, BWF), muxed unchanged"
+    )
+    p.add_argument(
+        "--allow-truncated",
+        action="store_true",
+        help="colorize a truncated or damaged input as far as it goes, with a warning",
+    )
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
     p = sub.add_parser("image", help="colorize photos")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files")
-    p.add_argument("-o", "--output-dir", help="folder for the results (default: beside each input)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="photos, or folders of photos")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        help="folder for the results, created if missing (default: beside each photo)",
+    )
+    p.add_argument(
+        "-r", "--recursive", action="store_true", help="take the photos in sub-folders too"
+    )
     _add_model_options(p)
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="JPEG and WebP quality, 1-100 (default: a JPEG source's own, else 95)",
+    )
+    p.add_argument(
+        "--recolor",
+        action="store_true",
+        help="colorize colour photos too, replacing their colours (refused by default)",
+    )
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave out photos whose output exists (a re-run of a batch does only the rest)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=cmd_image)
     _add_models_parser(sub)
@@ -76,15 +137,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a lite colorizer on your own photos (NoGAN)")
-    p.add_argument("--data", required=True, help="colour photos: a folder or a .txt list")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="colour photos: a folder, a .txt list or a photo set manifest .csv (its train split)",
+    )
     p.add_argument("--out", required=True, help="weights file to write (fp16 state dict)")
     p.add_argument("--phase", default="all", choices=["gen", "critic", "gan", "all"])
     p.add_argument("--steps", type=int, default=None, help="step budget of each phase")
     p.add_argument("--minutes", type=float, default=None, help="time budget of each phase")
     p.add_argument("--size", type=int, default=192, help="crop side in pixels (default 192)")
     p.add_argument("--batch-size", type=int, default=16, help="crops per step (default 16)")
-    p.add_argument("--val", default=None, help="validation photos that choose the checkpoint")
-    p.add_argument("--root", default=None, help="folder the .txt lists' paths start from")
+    p.add_argument(
+        "--val",
+        default=None,
+        help="validation photos that choose the checkpoint (a manifest: its val-source split)",
+    )
+    p.add_argument("--root", default=None, help="folder the lists' and manifest's paths start from")
     p.add_argument("--extra", nargs="*", default=[], help="more folders (RGBA cut-outs are pasted)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -96,7 +165,11 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="measure colorization quality on photos or a video")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--images", metavar="DIR", help="colour photos (a folder or a .txt list)")
+    what.add_argument(
+        "--images",
+        metavar="DIR",
+        help="colour photos: a folder, a .txt list or a photo set manifest .csv",
+    )
     what.add_argument(
         "--video",
         nargs="+",
@@ -104,13 +177,27 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores",
     )
     _add_model_options(p)
-    p.add_argument("--root", default=None, help="folder a .txt list's paths start from")
+    p.add_argument("--root", default=None, help="folder a list's or manifest's paths start from")
+    p.add_argument(
+        "--split",
+        default="val-source",
+        help="with a manifest: the split to score, train, val-source or test-domain "
+        "(default val-source)",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with a manifest: only this source (repeatable)",
+    )
     p.add_argument("--max-side", type=int, default=None, help="shrink photos to this long side")
     p.add_argument(
         "--max-frames", type=int, default=240, help="video frames to score (default 240)"
     )
     p.add_argument("--sheet", metavar="FILE.png", help="write a grey | ours | truth contact sheet")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_evaluate)
 
 
@@ -131,6 +218,12 @@ def _add_models_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model name or weights file (default: lite)")
+    p.add_argument(
+        "--weights",
+        metavar="PATH",
+        default=None,
+        help="weights file for the --model NAME (for a file whose name does not tell the model)",
+    )
     p.add_argument(
         "--render-factor",
         type=int,
@@ -194,9 +287,10 @@ def _colorize_url(args: argparse.Namespace) -> int:
 
     from .media.mux import MUXERS
     from .media.source import check_url, fetch
+    from .pipeline import names_folder
 
     check_url(args.input)
-    out_dir = Path(args.output) if args.output and Path(args.output).is_dir() else None
+    out_dir = Path(args.output) if args.output and names_folder(args.output) else None
     key = hashlib.sha256(args.input.encode()).hexdigest()[:12]
     download_dir = Path.cwd() / f".deoldify-video-download-{key}"
     try:
@@ -207,7 +301,7 @@ def _colorize_url(args: argparse.Namespace) -> int:
             shutil.rmtree(download_dir, ignore_errors=True)
         raise
     if len(clips) > 1 and args.output and out_dir is None:
-        raise UsageError(f"{args.output}: with --playlist, -o must name an existing folder")
+        raise UsageError(f"{args.output}: with --playlist, -o must name a folder (end it with /)")
     for clip in clips:
         ext = clip.path.suffix.lower() if clip.path.suffix.lower() in MUXERS else ".mkv"
         if args.output and out_dir is None:
@@ -244,33 +338,53 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         preset=args.preset,
         smooth=not args.no_smooth,
         smooth_strength=args.smooth_strength,
+        allow_truncated=args.allow_truncated,
+        recolor=args.recolor,
     )
-    job = plan_video(input_path, output, config, overwrite=args.overwrite)
-    colorizer = _shared_colorizer(args.model, args.device, args.render_factor, args.batch_size)
+    job = plan_video(input_path, output, config, args.overwrite, args.fps, args.audio)
+    colorizer = _shared_colorizer(
+        args.model, args.weights, args.device, args.render_factor, args.batch_size
+    )
     job_dir = options.job_dir or default_job_dir(job.output)
     try:
         with _ProgressBars(disabled=args.quiet) as bars:
             result = run_video(job, colorizer, progress=bars, options=options)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(
-            f"{PROG}: interrupted; the finished segments are kept in {job_dir}. Run the same "
+            f"{PROG}: {_stopped(exc)}; the finished segments are kept in {job_dir}. Run the same "
             "command again to resume.",
             file=sys.stderr,
         )
-        return 130
+        return _interrupt_code(exc)
     if not args.quiet:
-        print(f"{result.output}: {result.frames} frames colorized")
+        rate = f" at {_fps_text(result.info.fps)} frames/s" if result.info.is_sequence else ""
+        print(f"{result.output}: {result.frames} frames colorized{rate}")
     return 0
 
 
 @functools.lru_cache(maxsize=1)
 def _shared_colorizer(
-    model: str, device: str, render_factor: int | None, batch_size: int
+    model: str, weights: str | None, device: str, render_factor: int | None, batch_size: int
 ) -> Colorizer:
-    """The colorizer, loaded once for every item of a playlist."""
+    """The colorizer, loaded once for every item of a playlist (or batch of photos)."""
     from .inference import load_colorizer
 
-    return load_colorizer(model, device, render_factor, batch_size)
+    return load_colorizer(model, device, render_factor, batch_size, weights=weights)
+
+
+def _frame_rate(text: str) -> Fraction:
+    """``--fps``: a positive number or ratio (``24``, ``23.976``, ``24000/1001``)."""
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a frame rate: {text!r}") from None
+    if rate <= 0:
+        raise argparse.ArgumentTypeError(f"the frame rate must be positive, got {text}")
+    return rate
+
+
+def _fps_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:
@@ -306,21 +420,80 @@ def _duration(seconds: float) -> str:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from .images import colorize_image, default_image_output
-    from .inference import load_colorizer
+    """Colorize every photo named (folders expanded); a photo that fails gets its error line
+    and the others go on; exit code 2 when any failed, with a summary when there were several."""
+    from .images import check_quality, colorize_image
 
-    colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
-    if args.output_dir is not None:
-        out_dir = Path(args.output_dir)
-        if not out_dir.is_dir():
-            raise DeoldifyError(f"{out_dir}: the output folder does not exist")
-    for name in args.inputs:
-        output = colorize_image(
-            name, default_image_output(name, args.output_dir), colorizer, overwrite=args.overwrite
-        )
+    check_quality(args.quality)
+    out_dir = Path(args.output_dir) if args.output_dir is not None else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: is a file, not a folder for the results")
+    photos, failures = _image_tasks(args.inputs, out_dir, args.recursive)
+    for message in failures:
+        _print_error(message)
+    done = skipped = 0
+    first_for: dict[Path, Path] = {}
+    for source, output in photos:
+        if output in first_for:
+            failures.append(
+                f"{source}: its output {output} is also the output of {first_for[output]}; "
+                "colorize them into different folders"
+            )
+            _print_error(failures[-1])
+            continue
+        first_for[output] = source
+        if args.skip_existing and output.exists():
+            skipped += 1
+            continue
+        # loaded at the first photo to do (a re-run with nothing to do loads none); a model
+        # that cannot be loaded stops the command
+        colorizer = _shared_colorizer(args.model, args.weights, args.device, args.render_factor, 1)
+        try:
+            colorize_image(source, output, colorizer, args.overwrite, args.recolor, args.quality)
+        except DeoldifyError as exc:
+            failures.append(str(exc))
+            _print_error(failures[-1])
+            continue
+        done += 1
         if not args.quiet:
             print(output)
+    total = done + skipped + len(failures)
+    summary = f"{done} of {total} photos colorized"
+    if skipped:
+        summary += f", {skipped} skipped (their output exists)"
+    if failures:
+        if total > 1:
+            print(f"{PROG}: {summary}, {len(failures)} failed", file=sys.stderr)
+        return 2
+    if total > 1 and not args.quiet:
+        print(summary)
     return 0
+
+
+def _image_tasks(
+    inputs: Sequence[str], out_dir: Path | None, recursive: bool
+) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(photo, output) pairs for the ``image`` command's inputs (folders expanded), and an
+    error line for each folder that holds no photo."""
+    from .images import default_image_output, find_images
+
+    tasks: list[tuple[Path, Path]] = []
+    failures: list[str] = []
+    for name in inputs:
+        path = Path(name)
+        if not path.is_dir():
+            tasks.append((path, default_image_output(path, out_dir)))
+            continue
+        found = find_images(path, recursive)
+        if not found:
+            hint = "" if recursive else " (--recursive looks in its sub-folders too)"
+            failures.append(f"{path}: no photos in this folder{hint}")
+        tasks += [(photo, default_image_output(photo, out_dir, base=path)) for photo in found]
+    return tasks, failures
+
+
+def _print_error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -333,7 +506,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if len(args.video) > 2:
             raise UsageError("--video takes TRUTH COLORIZED, or COLORIZED alone")
         truth, colorized = (None, *args.video) if len(args.video) == 1 else args.video
-        scores, frames = score_video(colorized, truth, args.max_frames)
+        with _ProgressBars(disabled=args.quiet) as bars:
+            scores, frames = score_video(colorized, truth, args.max_frames, progress=bars)
         result = {"frames": frames, **dataclasses.asdict(scores)}
         if args.json:
             print(json.dumps(result, indent=2))
@@ -359,14 +533,32 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     from .inference import load_colorizer
     from .train.data import list_images
     from .train.evaluate import contact_sheet, evaluate_images
+    from .train.photoset import manifest_photos
 
-    photos = list_images(Path(args.images), Path(args.root) if args.root else None)
+    images = Path(args.images)
+    root = Path(args.root) if args.root else None
+    sources = None
+    if images.suffix.lower() == ".csv":
+        chosen = manifest_photos(images, root, (args.split,), args.source)
+        photos = [path for path, _ in chosen]
+        sources = [record.source for _, record in chosen]
+    elif args.source:
+        raise UsageError("--source needs a photo set manifest (.csv) as --images")
+    else:
+        photos = list_images(images, root)
     missing = [str(path) for path in photos if not path.is_file()]
     if missing:
-        raise UsageError(
-            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}"
+        hint = (
+            " (build the photo set with tools/build_photo_set.py --out DIR and give --root DIR)"
+            if sources is not None
+            else ""
         )
-    colorizer = load_colorizer(args.model, args.device, args.render_factor, batch_size=1)
+        raise UsageError(
+            f"{args.images}: {len(missing)} listed photos not found, e.g. {missing[0]}{hint}"
+        )
+    colorizer = load_colorizer(
+        args.model, args.device, args.render_factor, batch_size=1, weights=args.weights
+    )
     report = evaluate_images(
         colorizer.model,
         colorizer.spec,
@@ -374,6 +566,7 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         colorizer.device,
         colorizer.render_factor,
         args.max_side,
+        sources,
     )
     summary = report.to_dict()
     if args.sheet:
@@ -393,6 +586,15 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         f"{'colorized':14}{mean['ciede2000']:10.2f}{mean['psnr']:8.2f}{mean['colorfulness']:14.1f}"
     )
     print(f"{'truth':14}{0.0:10.2f}{'-':>8}{mean['truth_colorfulness']:14.1f}")
+    by_source = summary.get("by_source")
+    if isinstance(by_source, dict):
+        print(f"\n{'source':30}{'photos':>7}{'CIEDE2000':>10}{'grey':>7}{'colour':>8}{'truth':>7}")
+        for name, part in by_source.items():
+            m = part["mean"]
+            print(
+                f"{name:30}{part['count']:7}{m['ciede2000']:10.2f}{m['grey_ciede2000']:7.2f}"
+                f"{m['colorfulness']:8.1f}{m['truth_colorfulness']:7.1f}"
+            )
     return 0
 
 
@@ -434,9 +636,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
             path, size = installed[name]
             rows.append((name + default, "installed", _megabytes(size), str(path)))
         else:
-            size_text = _megabytes(spec.size_bytes) if spec.size_bytes else "?"
             hint = f"{spec.description}; `models download {name}`"
-            rows.append((name + default, "not downloaded", size_text, hint))
+            rows.append((name + default, "not downloaded", _expected_size(spec), hint))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
@@ -448,6 +649,10 @@ def cmd_models_download(args: argparse.Namespace) -> int:
     from .nets import registry, weights
 
     spec = registry.get_spec(args.name)
+    if spec.shipped and args.url is None:
+        print(f"{spec.name} ships with the package, nothing to download: "
+              f"{weights.weights_location(spec)}")  # fmt: skip
+        return 0
     with _ProgressBars(disabled=args.quiet) as bars:
         path = weights.download_weights(
             spec,
@@ -471,8 +676,7 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     print(f"weights:        {location} ({'present' if location.is_file() else 'not downloaded'})")
     if spec.url:
         print(f"download from:  {spec.url}")
-    if spec.size_bytes:
-        print(f"size:           {_megabytes(spec.size_bytes)}")
+    print(f"size:           {_expected_size(spec)}")
     if spec.sha256:
         print(f"sha256:         {spec.sha256}")
     print(f"licence:        {spec.licence}")
@@ -487,10 +691,32 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-class _ProgressBars:
-    """Turns the library's ProgressEvents into one tqdm bar per stage."""
+def _expected_size(spec: ModelSpec) -> str:
+    """The weights file's size: pinned in the registry, else about the network's float32
+    tensors (``~874.0 MB``)."""
+    from .nets import weights
 
-    UNITS = {"download": ("B", True), "colorize": ("frame", False), "mux": ("step", False)}
+    return (
+        _megabytes(spec.size_bytes)
+        if spec.size_bytes
+        else f"~{_megabytes(weights.expected_bytes(spec))}"
+    )
+
+
+class _ProgressBars:
+    """Turns the library's ProgressEvents into one tqdm bar per stage.
+
+    A bar starts at the count its first event reports, so after a resume its rate and ETA
+    count only this run's work. Stages follow each other: a new stage's bar closes the bars
+    before it, so it is drawn below them and never moves them.
+    """
+
+    UNITS = {
+        "download": ("B", True),
+        "colorize": ("frame", False),
+        "mux": ("step", False),
+        "score": ("step", False),
+    }
 
     def __init__(self, disabled: bool) -> None:
         self.disabled = disabled
@@ -504,9 +730,11 @@ class _ProgressBars:
             return
         bar = self.bars.get(event.stage)
         if bar is None:
+            self._close()
             unit, scale = self.UNITS.get(event.stage, ("step", False))
             bar = tqdm(
                 total=event.total,
+                initial=event.done,
                 desc=event.stage,
                 unit=unit,
                 unit_scale=scale,
@@ -518,25 +746,65 @@ class _ProgressBars:
         if event.message:
             bar.set_postfix_str(event.message, refresh=False)
 
-    def __exit__(self, *exc: object) -> None:
+    def _close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self._close()
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``), raised in the main thread so that the run unwinds
+    as for Ctrl-C: workers stopped, temporary files removed, the job left resumable."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs (in the main thread), SIGTERM raises :class:`_Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(exc: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
+
+
+def _interrupt_code(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process the signal ended: 143 for
+    SIGTERM, 130 for Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input,
-    130 interrupted)."""
+    130 interrupted, 143 terminated)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # OpenMP threads that spin while ffmpeg works cost more than they save; the policy is read
+    # when torch loads, which happens below, once the command is known.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format=f"{PROG}: %(levelname)s: %(message)s",
     )
     try:
-        return int(args.handler(args))
+        with _sigterm_as_interrupt():
+            return int(args.handler(args))
     except DeoldifyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: {_stopped(exc)}", file=sys.stderr)
+        return _interrupt_code(exc)

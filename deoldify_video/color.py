@@ -107,6 +107,8 @@ def luma_to_unit(
     black, white, _ = plane_levels(bit_depth, full_range)
     if isinstance(plane, torch.Tensor):
         y = plane.to(torch.float32)
+        if plane.dtype == torch.int16:  # uint16 samples carried as int16: the same bits
+            y = torch.where(y < 0, y + 65536.0, y)
     else:
         y = torch.from_numpy(plane.astype(np.float32, copy=False))
     return ((y - black) / (white - black)).clamp_(0.0, 1.0).unsqueeze(1)
@@ -144,3 +146,51 @@ def chroma_to_planes(
 def _check_channels(t: torch.Tensor, channels: int, name: str) -> None:
     if t.ndim < 3 or t.shape[-3] != channels:
         raise ValueError(f"{name} must have shape (*, {channels}, H, W), got {tuple(t.shape)}")
+
+
+def planes_to_rgb(
+    planes: np.ndarray, bit_depth: int, full_range: bool, matrix: str = "bt601"
+) -> np.ndarray:
+    """Integer Y, U, V planes ``(N, 3, H, W)`` (4:4:4) -> integer RGB ``(N, H, W, 3)`` of the
+    same depth whose luma is the source's Y.
+
+    For full-range planes the luma of each output pixel, ``round(Kr*R + Kg*G + Kb*B)`` with the
+    matrix's weights, equals its Y sample exactly: the colour is added around Y with weights
+    that cancel in the luma, each channel is rounded (so the luma moves by at most 0.5), and a
+    colour that would leave the RGB cube is desaturated toward the grey of the same Y until it
+    fits. "tv"-range planes are stretched to full range first (then the luma is within 1).
+
+    >>> grey = np.array([[[[700]], [[512]], [[512]]]], np.uint16)  # 10-bit, no colour
+    >>> planes_to_rgb(grey, 10, True)[0, 0, 0].tolist()
+    [700, 700, 700]
+    """
+    if planes.ndim != 4 or planes.shape[1] != 3:
+        raise ValueError(f"expected Y, U, V planes of shape (N, 3, H, W), got {planes.shape}")
+    kr, kb = _MATRIX_KR_KB[matrix]
+    kg = 1.0 - kr - kb
+    black, white, half_span = plane_levels(bit_depth, full_range)
+    top = float((1 << bit_depth) - 1)
+    mid = float(1 << (bit_depth - 1))
+    values = planes.astype(np.float64)
+    y = (values[:, 0] - black) * (top / (white - black))
+    if not full_range:
+        y = np.clip(np.round(y), 0.0, top)
+    cb = (values[:, 1] - mid) / (2.0 * half_span)
+    cr = (values[:, 2] - mid) / (2.0 * half_span)
+    dr = 2.0 * (1.0 - kr) * cr * top
+    db = 2.0 * (1.0 - kb) * cb * top
+    dg = -(kr * dr + kb * db) / kg
+    offsets = np.stack([dr, dg, db], axis=-1)
+    room = np.where(offsets > 0, top - y[..., None], y[..., None])
+    need = np.abs(offsets)
+    scale = np.min(np.where(need > room, room / np.maximum(need, 1e-12), 1.0), axis=-1)
+    rgb = np.round(y[..., None] + offsets * scale[..., None])
+    dtype = np.uint8 if bit_depth <= 8 else np.uint16
+    return np.clip(rgb, 0.0, top).astype(dtype)
+
+
+def rgb_luma(rgb: np.ndarray, matrix: str = "bt601") -> np.ndarray:
+    """The rounded luma ``round(Kr*R + Kg*G + Kb*B)`` of integer RGB ``(..., 3)``, as int64."""
+    kr, kb = _MATRIX_KR_KB[matrix]
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    return np.round(kr * r + (1.0 - kr - kb) * g + kb * b).astype(np.int64)

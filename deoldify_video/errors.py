@@ -2,8 +2,9 @@
 
 Every error the library raises on purpose is a :class:`DeoldifyError`. Errors caused by the
 user's input (a missing file, a corrupt video, an unknown model) carry ``exit_code = 2``; the
-CLI prints their message on one line and exits with that code. Anything else is a bug and
-exits with 1.
+CLI prints their message on one line and exits with that code. Faults of the run itself (a
+worker process died, a broken invariant, a full disk) carry ``exit_code = 1``, as does any
+other exception, which is a bug.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class ProbeError(DeoldifyError):
     """The input is not a readable video (missing, empty, not media, audio-only, truncated)."""
 
 
+class DamagedError(ProbeError):
+    """The input's container is truncated or damaged: its data ends before its stated length,
+    its video ends long before its audio, or its demuxer reports errors."""
+
+
 class DecodeError(FFmpegError):
     """Decoding stopped early or failed: the input is corrupt or truncated."""
 
@@ -69,3 +75,23 @@ class InferenceError(DeoldifyError):
 
 class JobStateError(DeoldifyError):
     """An existing job folder does not match the requested job, or is locked by another run."""
+
+
+class InternalError(DeoldifyError):
+    """A fault of the run, not of its input: a worker process died, an invariant broke."""
+
+    exit_code = 1
+
+
+class DiskFullError(DeoldifyError):
+    """A disk filled up (or a quota ran out) while a file was written.
+
+    Attributes:
+        folder: the folder that was being written to ("" if unknown).
+    """
+
+    exit_code = 1
+
+    def __init__(self, message: str, folder: str = "") -> None:
+        super().__init__(message)
+        self.folder = folder

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import color, deoldify_policy
+from . import color, colour_input, deoldify_policy
 from .errors import ProbeError, UsageError
-from .inference import Colorizer
+from .inference import Colorizer, oversize_note
+
+log = logging.getLogger(__name__)
 
 # Pillow formats whose files can hold an alpha channel.
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+# Quality of lossy outputs (JPEG, WebP) whose source says none (Pillow's own default is 75).
+DEFAULT_QUALITY = 95
+OUTPUT_SUFFIX = "_colorized"
+# The luminance quantisation table of the JPEG standard (ITU T.81 Annex K), row by row: the
+# table libjpeg scales for its quality settings.
+_JPEG_LUMA_TABLE = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -37,7 +52,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
                 return np.asarray(upright.convert("RGB")), None
             rgba = np.asarray(upright.convert("RGBA"))
             return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ProbeError(f"{path}: not an image that can be read ({exc})") from exc
 
 
@@ -84,42 +99,146 @@ def colorize_float(rgb: np.ndarray, colorizer: Colorizer) -> np.ndarray:
 
 
 def colorize_image(
-    input_path: str | Path, output_path: str | Path, colorizer: Colorizer, overwrite: bool = False
+    input_path: str | Path,
+    output_path: str | Path,
+    colorizer: Colorizer,
+    overwrite: bool = False,
+    recolor: bool = False,
+    quality: int | None = None,
 ) -> Path:
-    """Colorize one image file into ``output_path`` (format from its extension).
+    """Colorize one image file into ``output_path`` (format from its extension; its folder is
+    created when missing).
 
     The result is upright (EXIF orientation applied) and keeps the source's transparency
-    where the output format can hold it (PNG, WebP, TIFF). Written to a temporary name and
-    renamed when complete.
+    where the output format can hold it (PNG, WebP, TIFF). A JPEG keeps the quality of a
+    JPEG source (see :func:`save_options`). Written to a temporary name and renamed when
+    complete.
+
+    Args:
+        recolor: colorize a colour photo too (replacing its colours) instead of refusing it.
+        quality: JPEG or WebP quality, 1-100; None keeps a JPEG source's, else 95.
+
+    Raises:
+        UsageError: the output exists (without ``overwrite``) or is the input, a colour photo
+            (without ``recolor``), a bad quality.
+        ProbeError: the input is missing or not an image.
     """
     source, output = Path(input_path), Path(output_path)
     if output.exists() and not overwrite:
         raise UsageError(f"{output}: already exists (pass --overwrite to replace it)")
     if output.resolve() == source.resolve():
         raise UsageError(f"{output}: the output would overwrite the input")
+    check_quality(quality)
     rgb, alpha = read_image(source)
+    if not recolor:
+        colour_input.check_photo(source, rgb)
+    note = oversize_note(colorizer, *rgb.shape[:2])
+    if note:
+        log.warning("%s: %s", source, note)
     result = colorize_rgb(rgb, colorizer)
     fmt = _writer_format(output.suffix.lower()) or "PNG"
     if alpha is not None and fmt in _ALPHA_FORMATS:
         result = np.dstack([result, alpha])
+    options = save_options(fmt, source, quality)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot create its folder ({exc.strerror or exc})") from exc
     part = output.with_name(f".{output.name}.part")
     try:
-        Image.fromarray(result).save(part, format=fmt)
+        Image.fromarray(result).save(part, format=fmt, **options)
         os.replace(part, output)
     finally:
         part.unlink(missing_ok=True)
     return output
 
 
-def default_image_output(input_path: str | Path, output_dir: str | Path | None) -> Path:
+def check_quality(quality: int | None) -> None:
+    """Refuse a JPEG or WebP quality outside 1-100 (None: the default).
+
+    Raises:
+        UsageError: naming ``--quality``.
+    """
+    if quality is not None and not 1 <= quality <= 100:
+        raise UsageError(f"--quality must be from 1 to 100, got {quality}")
+
+
+def save_options(fmt: str, source: Path, quality: int | None) -> dict[str, Any]:
+    """Pillow's save options for an output in format ``fmt`` colorized from ``source``.
+
+    JPEG: ``quality`` when given; else a JPEG source's own quantisation tables (a colour
+    source's two tables as they are; a greyscale source's one luminance table, through the
+    libjpeg quality that gives it); else :data:`DEFAULT_QUALITY`. WebP: ``quality`` or
+    :data:`DEFAULT_QUALITY`. Other formats: none.
+    """
+    if fmt == "WEBP":
+        return {"quality": quality or DEFAULT_QUALITY}
+    if fmt != "JPEG":
+        return {}
+    if quality is not None:
+        return {"quality": quality}
+    try:
+        with Image.open(source) as img:
+            tables = dict(getattr(img, "quantization", None) or {}) if img.format == "JPEG" else {}
+    except (UnidentifiedImageError, OSError):
+        tables = {}
+    if len(tables) >= 2:
+        return {"qtables": [list(tables[0]), list(tables[1])]}
+    if tables:
+        return {"quality": jpeg_quality(list(tables[0]))}
+    return {"quality": DEFAULT_QUALITY}
+
+
+def jpeg_quality(luma_table: list[int]) -> int:
+    """The libjpeg quality (1-100) whose luminance table is closest to ``luma_table`` (64
+    values, row by row): exact for files written by libjpeg and most software."""
+
+    def table(quality: int) -> np.ndarray:
+        scale = 5000 / quality if quality < 50 else 200 - 2 * quality
+        base = np.array(_JPEG_LUMA_TABLE, dtype=np.int64)
+        return np.clip((base * scale + 50) // 100, 1, 255)
+
+    target = np.array(luma_table, dtype=np.int64)
+    return min(range(1, 101), key=lambda q: (int(np.abs(table(q) - target).sum()), -q))
+
+
+def find_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """The photos in ``folder`` (sub-folders too when ``recursive``), sorted: files with an
+    extension Pillow reads, except hidden files and this tool's own outputs
+    (``*_colorized.*``)."""
+    readable = set(Image.registered_extensions())
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        path
+        for path in candidates
+        if path.suffix.lower() in readable
+        and path.is_file()
+        and not path.name.startswith(".")
+        and not path.stem.endswith(OUTPUT_SUFFIX)
+    )
+
+
+def default_image_output(
+    input_path: str | Path, output_dir: str | Path | None, base: str | Path | None = None
+) -> Path:
     """``<stem>_colorized<ext>`` in ``output_dir`` (default: beside the input); PNG for inputs
-    in a format Pillow cannot write."""
+    in a format Pillow cannot write.
+
+    Args:
+        base: a folder the input was found in: its path below ``base`` is kept under
+            ``output_dir``, so that photos of the same name in two sub-folders stay apart.
+    """
     source = Path(input_path)
     ext = source.suffix.lower()
     if _writer_format(ext) is None:
         ext = ".png"
-    folder = Path(output_dir) if output_dir is not None else source.parent
-    return folder / f"{source.stem}_colorized{ext}"
+    if output_dir is None:
+        folder = source.parent
+    elif base is not None:
+        folder = Path(output_dir) / source.parent.relative_to(base)
+    else:
+        folder = Path(output_dir)
+    return folder / f"{source.stem}{OUTPUT_SUFFIX}{ext}"
 
 
 def _writer_format(ext: str) -> str | None:

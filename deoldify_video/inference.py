@@ -22,14 +22,16 @@ from torch import nn
 
 from .color import luma_to_unit, rgb_to_ycbcr
 from .errors import InferenceError, UsageError
-from .nets import weights
 from .nets.registry import InputPolicy, ModelSpec
+from .nets.weights import load_network
 
 log = logging.getLogger(__name__)
 
 MAX_RENDER_FACTOR = 100
 # Arithmetic the network can run in: float32, or float16 / bfloat16 under torch.autocast.
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+# A model input more than this many times the picture's size gains no detail, only cost.
+MAX_UPSCALE = 2.0
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -83,6 +85,22 @@ def render_size(
     long_side = nearest_multiple(side)
     scale = long_side / max(height, width)
     return nearest_multiple(height * scale), nearest_multiple(width * scale)
+
+
+def oversize_note(colorizer: Colorizer, height: int, width: int) -> str:
+    """A warning when the model input for a ``height`` x ``width`` picture is more than
+    :data:`MAX_UPSCALE` times the picture on a side (it costs time and memory and adds no
+    detail), else ""."""
+    size = colorizer.render_size(height, width)
+    ratio = max(size[0] / height, size[1] / width)
+    if ratio <= MAX_UPSCALE:
+        return ""
+    fitting = max(1, max(height, width) // colorizer.policy.render_base)
+    return (
+        f"render factor {colorizer.render_factor} makes the model input {size[1]}x{size[0]}, "
+        f"{ratio:.1f} times the {width}x{height} picture: slower and more memory for no more "
+        f"detail (--render-factor {fitting} matches the picture)"
+    )
 
 
 def check_render_factor(render_factor: int) -> None:
@@ -273,7 +291,8 @@ class Colorizer:
     def _upload(self, planes: np.ndarray) -> torch.Tensor:
         """Integer planes to the device: through pinned memory and a non-blocking copy on CUDA.
 
-        10-bit samples travel as int16 (the same bits: they never reach the sign bit).
+        16-bit samples travel as int16 (the same bits; :func:`luma_to_unit` reads them back
+        as unsigned).
         """
         array = planes.view(np.int16) if planes.dtype == np.uint16 else planes
         pinned = self.device.type == "cuda"
@@ -295,11 +314,15 @@ def load_colorizer(
     device: str = "auto",
     render_factor: int | None = None,
     batch_size: int = 8,
+    weights: str | None = None,
     precision: str | None = None,
 ) -> Colorizer:
     """A ready :class:`Colorizer` for a registry name (``"default"`` = the shipped model) or a
     weights file, whose architecture is recognised from its keys (``precision``: see
     :class:`Colorizer`).
+
+    Args:
+        weights: a weights file for the registry name ``model``, instead of its own.
 
     Raises:
         ModelNotFoundError, WeightsError, UsageError: unknown model, bad weights, bad options.
@@ -307,5 +330,5 @@ def load_colorizer(
     if render_factor is not None:
         check_render_factor(render_factor)
     target = resolve_device(device)
-    spec, network = weights.load_network(model, device=target)
+    spec, network = load_network(model, weights, device=target)
     return Colorizer(network, spec, target, render_factor, batch_size, precision)

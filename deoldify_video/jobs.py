@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import JobStateError, UsageError
-from .nets.weights import sha256_of
+from .checksum import sha256_of
+from .errors import DiskFullError, JobStateError, UsageError
+from .media.sequence import ImageSequence, find_sequence, output_sequence
 from .types import Segment, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,11 @@ class JobOptions:
 
 
 def default_job_dir(output: Path) -> Path:
-    """``<output name>.job`` beside the output."""
-    return output.with_name(output.name + ".job")
+    """``<output name>.job`` beside the output (``reel1_.tif.job`` for numbered frames
+    ``reel1_%06d.tif``: no ``%`` in the job's paths)."""
+    pattern = output_sequence(output)
+    name = output.name if pattern is None else pattern[0] + pattern[1]
+    return output.with_name(name + ".job")
 
 
 # --------------------------------------------------------------------------- the segment plan
@@ -183,6 +188,22 @@ class InputIdentity:
         stat = path.stat()
         return cls(str(path.resolve()), stat.st_size, stat.st_mtime_ns, fingerprint(path))
 
+    @classmethod
+    def of_sequence(cls, sequence: ImageSequence) -> InputIdentity:
+        """An image sequence's identity: its pattern, its frames' total size and latest
+        modification time, and a fingerprint of every frame's number and size and of the
+        first, middle and last frames' content."""
+        files = sequence.files()
+        stats = [f.stat() for f in files]
+        digest = hashlib.sha256(f"{sequence.start}:{sequence.count}".encode())
+        for file, stat in zip(files, stats, strict=True):
+            digest.update(f"{file.name}:{stat.st_size};".encode())
+        for file in dict.fromkeys([files[0], files[len(files) // 2], files[-1]]):
+            digest.update(fingerprint(file).encode())
+        pattern = str(Path(sequence.pattern).resolve())
+        size = sum(stat.st_size for stat in stats)
+        return cls(pattern, size, max(stat.st_mtime_ns for stat in stats), digest.hexdigest())
+
 
 def probe_record(info: VideoInfo) -> dict[str, Any]:
     """The probe result as JSON data (fractions as ``"n/d"``), without the path as typed."""
@@ -226,6 +247,9 @@ class Manifest:
         segments: the segment plan by frame index, with each segment's state.
         joined: the joined (and, for variable frame rates, retimed) video, once made.
         work_seconds: wall-clock seconds spent on the job over all runs, so far.
+        execution: where the job's first run did its arithmetic (``device``, ``threads``,
+            ``workers``): a run that differs still resumes, but its segments may differ from
+            an uninterrupted run's in the last bit of some chroma samples.
         version: the manifest format.
     """
 
@@ -238,6 +262,7 @@ class Manifest:
     segments: tuple[SegmentRecord, ...]
     joined: FileRecord | None = None
     work_seconds: float = 0.0
+    execution: dict[str, Any] = dataclasses.field(default_factory=dict)
     version: int = MANIFEST_VERSION
 
     @property
@@ -269,7 +294,9 @@ class Manifest:
         return dataclasses.replace(self, segments=tuple(records))
 
     def differences(self, requested: Manifest) -> list[str]:
-        """What differs between this (recorded) job and a ``requested`` one, in words."""
+        """What differs between this (recorded) job and a ``requested`` one, in words that
+        name the command line's options. A touched input file whose size and content
+        fingerprint are unchanged is no difference (see :meth:`notes`)."""
         changes = []
         old, new = self.input, requested.input
         if old.path != new.path:
@@ -278,26 +305,41 @@ class Manifest:
             changes.append(f"the input file changed (size {old.size} -> {new.size} bytes)")
         elif old.fingerprint != new.fingerprint:
             changes.append("the input file's content changed")
-        elif old.mtime_ns != new.mtime_ns:
-            changes.append("the input file was modified (its modification time changed)")
-        elif self.probe != requested.probe:
+        elif any(self.probe.get(key, value) != value for key, value in requested.probe.items()):
+            # (a field the recorded probe lacks was added by a later version: not a change)
             changes.append("ffprobe now describes the input differently")
         if self.output != requested.output:
             changes.append(f"the output is another file ({self.output} -> {requested.output})")
-        if (self.model, self.weights_sha256) != (requested.model, requested.weights_sha256):
+        if self.model != requested.model:
+            changes.append(f"--model {self.model} -> {requested.model}")
+        elif self.weights_sha256 != requested.weights_sha256:
             changes.append(
-                f"the model changed ({self.model} {self.weights_sha256[:12]} -> "
-                f"{requested.model} {requested.weights_sha256[:12]})"
+                f"--model {self.model} has other weights (sha256 {self.weights_sha256[:12]} "
+                f"-> {requested.weights_sha256[:12]})"
             )
-        old_settings, new_settings = _flat(self.settings), _flat(requested.settings)
-        changed = [
-            f"{key} {old_settings.get(key)!r} -> {new_settings.get(key)!r}"
-            for key in sorted(set(old_settings) | set(new_settings))
-            if old_settings.get(key) != new_settings.get(key)
-        ]
-        if changed:
-            changes.append("render settings changed: " + ", ".join(changed))
+        changes += _setting_changes(
+            _flat(self.settings), _flat(requested.settings), _fps(self.probe)
+        )
         return changes
+
+    def notes(self, requested: Manifest) -> list[str]:
+        """Warnings for a resume by ``requested``, which :meth:`differences` accepts: the
+        input file was touched, or segments remain and their arithmetic runs elsewhere
+        (another device, thread count or number of workers)."""
+        notes = []
+        if self.input.mtime_ns != requested.input.mtime_ns:
+            notes.append(
+                f"{requested.input.path}: its modification time changed, but its size and "
+                "content fingerprint did not; resuming"
+            )
+        elsewhere = self.execution and requested.execution != self.execution
+        if elsewhere and requested.execution and self.pending():
+            notes.append(
+                f"this job was started with {_options(self.execution)}, this run has "
+                f"{_options(requested.execution)}: the segments colorized now may differ "
+                "from an uninterrupted run's in the last bit of some chroma samples"
+            )
+        return notes
 
     def to_json(self) -> dict[str, Any]:
         segments = [
@@ -322,6 +364,7 @@ class Manifest:
             "segments": segments,
             "joined": dataclasses.asdict(self.joined) if self.joined is not None else None,
             "work_seconds": round(self.work_seconds, 3),
+            "execution": self.execution,
         }
 
     @classmethod
@@ -353,6 +396,7 @@ class Manifest:
             segments=tuple(records),
             joined=FileRecord(**joined) if joined is not None else None,
             work_seconds=float(data["work_seconds"]),
+            execution=dict(data.get("execution") or {}),
         )
 
 
@@ -364,16 +408,25 @@ def new_manifest(
     weights_sha256: str,
     settings: dict[str, Any],
     segments: Sequence[Segment],
+    execution: dict[str, Any] | None = None,
 ) -> Manifest:
-    """A manifest for a job that has not started (every segment pending)."""
+    """A manifest for a job that has not started (every segment pending).
+
+    Args:
+        execution: where the arithmetic runs (``{"device": "cpu", "threads": 2, "workers":
+            1}``), recorded to warn a resume that runs it elsewhere.
+    """
     return Manifest(
-        input=InputIdentity.of(source),
+        input=InputIdentity.of_sequence(find_sequence(source))
+        if info.is_sequence
+        else InputIdentity.of(source),
         output=str(output.resolve()),
         probe=probe_record(info),
         model=model,
         weights_sha256=weights_sha256,
         settings=_jsonable(settings),
         segments=tuple(SegmentRecord(s) for s in segments),
+        execution=_jsonable(execution or {}),
     )
 
 
@@ -604,6 +657,9 @@ def open_job(job_dir: Path, requested: Manifest, fresh: bool) -> Manifest:
         )
     remove_parts(job_dir)
     manifest = _verified(job_dir, recorded)
+    for note in manifest.notes(requested):
+        log.warning("%s", note)
+    manifest = dataclasses.replace(manifest, input=requested.input)
     if manifest != recorded:
         write_manifest(job_dir, manifest)
     log.info(
@@ -636,6 +692,124 @@ def _verified(job_dir: Path, manifest: Manifest) -> Manifest:
             )
             manifest = manifest.with_segment(record.segment.index, None)
     return manifest
+
+
+# --------------------------------------------------------------------------- disk space
+
+MB = 1_000_000
+
+
+def video_size_estimate(manifest: Manifest) -> int:
+    """Bytes of the job's colour video: the joined video once made; else measured on the
+    finished segments; before any, the input's own size (the colour video at the default
+    quality is of the order of its black-and-white source)."""
+    if manifest.joined is not None:
+        return manifest.joined.size
+    done = [r.done for r in manifest.segments if r.done is not None]
+    frames = sum(record.frames for record in done)
+    if frames:
+        return round(sum(record.size for record in done) / frames * manifest.frame_count)
+    return manifest.input.size
+
+
+@dataclass(frozen=True)
+class SpaceNeed:
+    """What the rest of a job will write on one disk.
+
+    Attributes:
+        folder: a folder the job writes to on that disk.
+        needed: bytes the job still needs there at its peak, beyond what it holds now.
+        free: bytes free there now.
+    """
+
+    folder: Path
+    needed: int
+    free: int
+
+    @property
+    def short(self) -> int:
+        """Bytes missing (0 when there is room)."""
+        return max(0, self.needed - self.free)
+
+
+def space_needs(manifest: Manifest, job_dir: Path, output_dir: Path) -> list[SpaceNeed]:
+    """The room the rest of a job needs, per disk: the job folder's and the output's.
+
+    The peak is twice the colour video (see :func:`video_size_estimate`): every segment plus
+    the joined video, then the joined video plus the output. The output's other streams,
+    stream-copied from the input, are left out of the count.
+    """
+    video = video_size_estimate(manifest)
+    if manifest.joined is not None:
+        held, job_need = manifest.joined.size, 0
+    else:
+        held = sum(r.done.size for r in manifest.segments if r.done is not None)
+        job_need = max(0, 2 * video - held)
+    if job_dir.stat().st_dev == output_dir.stat().st_dev:
+        return [SpaceNeed(job_dir, max(0, 2 * video - held), _free(job_dir))]
+    return [
+        SpaceNeed(job_dir, job_need, _free(job_dir)),
+        SpaceNeed(output_dir, video, _free(output_dir)),
+    ]
+
+
+def warn_if_short(manifest: Manifest, job_dir: Path, output_dir: Path) -> None:
+    """Log a warning for each disk with less free space than the rest of the job needs."""
+    for need in space_needs(manifest, job_dir, output_dir):
+        if need.short:
+            log.warning(
+                "%s: %s MB free, but the job needs about %s MB there; it will stop when the "
+                "disk is full, keeping its finished segments",
+                mount_point(need.folder),
+                _mb(need.free),
+                _mb(need.needed),
+            )
+
+
+def no_space_error(
+    folder: Path, manifest: Manifest | None, job_dir: Path, output_dir: Path
+) -> DiskFullError:
+    """The error for a disk that filled up while the job wrote into ``folder``: which disk,
+    about how much more it needs, and that the finished segments are kept."""
+    more = ""
+    if manifest is not None:
+        disk = folder.stat().st_dev if folder.exists() else None
+        for need in space_needs(manifest, job_dir, output_dir):
+            if need.folder.stat().st_dev == disk:
+                more = (
+                    f"needs about {_mb(need.short)} MB more"
+                    if need.short
+                    else f"needs more than the {_mb(need.free)} MB free"
+                )
+    detail = f"{folder}; {more}" if more else str(folder)
+    return DiskFullError(
+        f"no space left on {mount_point(folder)} ({detail}); the finished segments are kept in "
+        f"{job_dir}: free some space, or give --job-dir on another disk, and run the same "
+        "command again",
+        folder=str(folder),
+    )
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the disk that holds ``path`` (or its nearest existing parent)."""
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    path = path.resolve()
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def _free(folder: Path) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def _mb(size: int) -> str:
+    """Megabytes for messages: to a tenth below 10 MB, else whole (rounded up)."""
+    if size < 10 * MB:
+        return f"{size / MB:.1f}"
+    return str(-(-size // MB))
 
 
 # --------------------------------------------------------------------------- status
@@ -723,6 +897,69 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Fraction):
         return f"{value.numerator}/{value.denominator}"
     raise TypeError(f"cannot store {type(value).__name__} in a job manifest")
+
+
+# Render settings (the last part of their key) -> the command-line option that sets them.
+_OPTIONS = {
+    "render_factor": "--render-factor",
+    "batch_size": "--batch-size",
+    "codec": "--codec",
+    "crf": "--crf",
+    "preset": "--preset",
+    "smooth_strength": "--smooth-strength",
+    "device": "--device",
+    "threads": "--threads",
+    "workers": "--workers",
+}
+# Settings that follow from others and need no words of their own when those changed.
+_DERIVED = {"model_batch_size": "batch_size", "warmup_frames": "smooth_strength"}
+
+
+def _setting_changes(old: dict[str, Any], new: dict[str, Any], fps: Fraction) -> list[str]:
+    """The changed render settings (flattened), as the options that change them:
+    ``--segment-seconds 5 -> 10``, ``--no-smooth``, ``--crf 17 -> 20``."""
+    changed = {key for key in set(old) | set(new) if old.get(key) != new.get(key)}
+    leaves = {key.rsplit(".", 1)[-1]: key for key in changed}
+    words = []
+    for key in sorted(changed):
+        leaf = key.rsplit(".", 1)[-1]
+        before, after = old.get(key), new.get(key)
+        if _DERIVED.get(leaf) in leaves or (leaf == "smooth_strength" and "smooth" in leaves):
+            continue
+        if leaf == "smooth":
+            words.append("--no-smooth (the job smooths)" if before else "smoothing on "
+                         "(the job was started with --no-smooth)")  # fmt: skip
+        elif leaf == "segment_frames":
+            words.append(f"--segment-seconds {_seconds(before, fps)} -> {_seconds(after, fps)}")
+        elif leaf in _OPTIONS:
+            words.append(f"{_OPTIONS[leaf]} {_shown(before)} -> {_shown(after)}")
+        else:
+            words.append(f"{key.replace('_', ' ')} {_shown(before)} -> {_shown(after)}")
+    return [", ".join(words)] if words else []
+
+
+def _options(execution: dict[str, Any]) -> str:
+    """``{"threads": 2, "workers": 1}`` -> ``--threads 2 --workers 1``."""
+    return " ".join(f"{_OPTIONS.get(k, k)} {v}" for k, v in sorted(execution.items()))
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _seconds(frames: Any, fps: Fraction) -> str:
+    """A segment length in frames as the seconds ``--segment-seconds`` takes."""
+    if not isinstance(frames, int) or fps <= 0:
+        return _shown(frames)
+    return f"{round(float(frames / fps), 2):g}"
+
+
+def _fps(probe: dict[str, Any]) -> Fraction:
+    """The frame rate recorded in a probe record (``"30000/1001"``), 0 if absent."""
+    try:
+        return Fraction(str(probe["fps"]))
+    except (KeyError, ValueError, ZeroDivisionError):
+        return Fraction(0)
 
 
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:

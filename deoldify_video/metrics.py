@@ -8,6 +8,7 @@ of frames ``(N, H, W, 3)``, their source luminance ``(N, H, W)`` in ``[0, 1]``; 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -133,7 +134,11 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(std + 0.3 * mean)
 
 
-def cdc(frames_rgb: np.ndarray, gaps: tuple[int, ...] = (1, 2, 4)) -> float:
+def cdc(
+    frames_rgb: np.ndarray,
+    gaps: tuple[int, ...] = (1, 2, 4),
+    on_frame: Callable[[], None] | None = None,
+) -> float:
     """Colour-distribution consistency (CDC, Liu et al., TCVC): lower is steadier.
 
     For each gap ``g``, the Jensen-Shannon divergence (natural log, so in ``[0, ln 2]``)
@@ -144,6 +149,7 @@ def cdc(frames_rgb: np.ndarray, gaps: tuple[int, ...] = (1, 2, 4)) -> float:
     Args:
         frames_rgb: ``(N, H, W, 3)`` sRGB in ``[0, 1]``, ``N >= 2``.
         gaps: frame distances; those not shorter than the clip are skipped.
+        on_frame: called after each frame's histograms (for a progress bar).
 
     Returns:
         The CDC; 0 for a clip whose frames all share the same colour histograms.
@@ -153,9 +159,7 @@ def cdc(frames_rgb: np.ndarray, gaps: tuple[int, ...] = (1, 2, 4)) -> float:
         raise ValueError(f"frames_rgb must have shape (N >= 2, H, W, 3), got {frames_rgb.shape}")
     codes = np.rint(np.clip(frames_rgb, 0.0, 1.0) * 255.0).astype(np.int64)
     offsets = np.arange(3) * 256
-    hists = np.stack(
-        [np.bincount((f.reshape(-1, 3) + offsets).ravel(), minlength=768) for f in codes]
-    ).reshape(len(codes), 3, 256)
+    hists = np.stack([_histograms(f, offsets, on_frame) for f in codes]).reshape(len(codes), 3, 256)
     probs = hists / hists.sum(axis=-1, keepdims=True)
     per_gap = [_js_divergence(probs[:-g], probs[g:]).mean() for g in gaps if 0 < g < len(probs)]
     if not per_gap:
@@ -164,7 +168,10 @@ def cdc(frames_rgb: np.ndarray, gaps: tuple[int, ...] = (1, 2, 4)) -> float:
 
 
 def warp_error(
-    source_luma_frames: np.ndarray, colorized_rgb_frames: np.ndarray, max_mismatch: float = 1.0
+    source_luma_frames: np.ndarray,
+    colorized_rgb_frames: np.ndarray,
+    max_mismatch: float = 1.0,
+    on_frame: Callable[[], None] | None = None,
 ) -> float:
     """Flow warp error of the colour: how much chroma changes along the source's motion.
 
@@ -179,6 +186,7 @@ def warp_error(
         source_luma_frames: ``(N, H, W)`` source luminance in ``[0, 1]``, ``N >= 2``.
         colorized_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]`` of the same size.
         max_mismatch: forward/backward disagreement (pixels) above which a pixel is occluded.
+        on_frame: called after each frame pair (for a progress bar).
 
     Returns:
         Mean squared chroma difference, in (Cb, Cr) units of ``[-0.5, 0.5]``; 0 when the
@@ -202,10 +210,11 @@ def warp_error(
         backward = dis_flow(images[t], images[t - 1])
         forward = dis_flow(images[t - 1], images[t])
         visible = flow_mismatch(backward, forward) <= max_mismatch
-        if not visible.any():
-            continue
-        diff = chroma[t] - warp(np.ascontiguousarray(chroma[t - 1]), backward)
-        errors.append(float((diff[visible] ** 2).mean()))
+        if visible.any():
+            diff = chroma[t] - warp(np.ascontiguousarray(chroma[t - 1]), backward)
+            errors.append(float((diff[visible] ** 2).mean()))
+        if on_frame is not None:
+            on_frame()
     return float(np.mean(errors)) if errors else 0.0
 
 
@@ -230,6 +239,7 @@ def score_clip(
     source_luma_frames: np.ndarray,
     colorized_rgb_frames: np.ndarray,
     truth_rgb_frames: np.ndarray | None = None,
+    on_frame: Callable[[], None] | None = None,
 ) -> ClipScores:
     """Temporal consistency of a colorized clip, and its distance to the truth when known.
 
@@ -238,11 +248,16 @@ def score_clip(
         colorized_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]``.
         truth_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]`` of the original colour clip, or
             None.
+        on_frame: called after each step of the scoring: ``3N - 1`` times with the truth,
+            ``2N - 1`` without (for a progress bar).
 
     Returns:
         The scores; ``ciede2000`` and ``psnr`` are None without ``truth_rgb_frames``.
     """
-    steadiness = cdc(colorized_rgb_frames), warp_error(source_luma_frames, colorized_rgb_frames)
+    steadiness = (
+        cdc(colorized_rgb_frames, on_frame=on_frame),
+        warp_error(source_luma_frames, colorized_rgb_frames, on_frame=on_frame),
+    )
     if truth_rgb_frames is None:
         return ClipScores(*steadiness)
     if truth_rgb_frames.shape != colorized_rgb_frames.shape:
@@ -250,9 +265,23 @@ def score_clip(
             f"truth_rgb_frames {truth_rgb_frames.shape} does not match "
             f"colorized_rgb_frames {colorized_rgb_frames.shape}"
         )
-    pairs = zip(colorized_rgb_frames, truth_rgb_frames, strict=True)
-    difference = float(np.mean([mean_ciede2000_rgb(frame, truth) for frame, truth in pairs]))
+    differences = []
+    for frame, truth in zip(colorized_rgb_frames, truth_rgb_frames, strict=True):
+        differences.append(mean_ciede2000_rgb(frame, truth))
+        if on_frame is not None:
+            on_frame()
+    difference = float(np.mean(differences))
     return ClipScores(*steadiness, difference, psnr(colorized_rgb_frames, truth_rgb_frames))
+
+
+def _histograms(
+    codes: np.ndarray, offsets: np.ndarray, on_frame: Callable[[], None] | None
+) -> np.ndarray:
+    """The three 256-bin channel histograms of one frame's ``(H, W, 3)`` codes, as ``(768,)``."""
+    hist = np.bincount((codes.reshape(-1, 3) + offsets).ravel(), minlength=768)
+    if on_frame is not None:
+        on_frame()
+    return hist
 
 
 def _js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:

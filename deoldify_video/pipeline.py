@@ -15,32 +15,38 @@ caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import logging
 import os
 import queue
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.multiprocessing
 
-from . import color, jobs
-from .errors import DeoldifyError, EncodeError, UsageError
-from .inference import Colorizer
+from . import color, colour_input, jobs
+from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
+from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
 from .media import mux as muxing
-from .media.probe import frame_times, frame_timestamps, probe
+from .media.image_writer import ImageSequenceWriter, image_format
+from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
 from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
 from .types import ProgressEvent, RenderConfig, VideoInfo
 
@@ -49,38 +55,67 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
+BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames
+FRAMES_PER_WRITE = 8  # frames an image encoder writes before they are renamed into place
 DEFAULT_CONFIG = RenderConfig()
-_DONE = object()
+# The strongest smoothing offered: its warm-up is already 122 frames per segment.
+MAX_SMOOTH_STRENGTH = 0.95
+# Codecs of single pictures (ffprobe's names): such an input of one frame is a photo.
+STILL_IMAGE_CODECS = frozenset(
+    ["mjpeg", "png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls", "jpegxl", "qoi",
+     "ppm", "pgm", "pgmyuv", "pbm", "pam", "targa", "sgi", "pcx", "dpx", "exr", "xwd", "psd"]
+)  # fmt: skip
 
 # Working files of a job folder (jobs.py keeps its list of prefixes in step with these).
 JOINED_NAME = "video.mkv"
 CONCAT_NAME = "video.concat.mkv"
 LIST_NAME = "segments.ffconcat"
+FRAME_STAGE = "video.frame"  # image frames are written as video.frame<number>.<ext> first
 
 
 def default_output_path(input_path: str | Path) -> Path:
     """``<stem>_colorized<ext>`` beside the input; Matroska when the input's container is not
-    one we write."""
+    one we write; ``<folder>_colorized.mkv`` beside the folder of an image sequence."""
     path = Path(input_path)
+    if is_sequence(path):
+        folder = path if path.is_dir() else path.parent
+        return folder.resolve().with_name(f"{folder.resolve().name}_colorized.mkv")
     ext = path.suffix.lower() if path.suffix.lower() in muxing.MUXERS else ".mkv"
     return path.with_name(f"{path.stem}_colorized{ext}")
 
 
+def names_folder(output: str | Path) -> bool:
+    """True when an output given as ``output`` means a folder: it ends with a slash or is an
+    existing folder."""
+    return str(output).endswith(("/", os.sep)) or Path(output).is_dir()
+
+
+def output_path_for(input_path: str | Path, output_path: str | Path | None) -> Path:
+    """The output file: ``output_path``, or the default name (:func:`default_output_path`)
+    beside the input, or inside ``output_path`` when that names a folder."""
+    if output_path is None:
+        return default_output_path(input_path)
+    if names_folder(output_path):
+        return Path(output_path) / default_output_path(input_path).name
+    return Path(output_path)
+
+
 def check_output_path(input_path: Path, output_path: Path, overwrite: bool) -> None:
-    """Refuse an output that is the input, exists (without ``overwrite``) or cannot be written."""
+    """Refuse an output that is the input, exists (without ``overwrite``) or cannot be written
+    (a missing folder is fine: it is created when the work starts)."""
     if output_path.exists() and input_path.exists() and output_path.samefile(input_path):
         raise UsageError(f"{output_path}: the output would overwrite the input")
     if output_path.resolve() == input_path.resolve():
         raise UsageError(f"{output_path}: the output would overwrite the input")
-    if output_path.is_dir():
-        raise UsageError(f"{output_path}: is a directory; give a file name for the output")
     if output_path.exists() and not overwrite:
         leftover = jobs.default_job_dir(output_path)
         hint = f"; its job folder {leftover} is left over" if leftover.is_dir() else ""
         raise UsageError(f"{output_path}: already exists (pass --overwrite to replace it){hint}")
     folder = output_path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     if not folder.is_dir():
-        raise UsageError(f"{output_path}: the folder {folder} does not exist")
+        raise UsageError(f"{output_path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{output_path}: the folder {folder} is not writable")
 
@@ -95,6 +130,22 @@ class VideoJob:
     plans: tuple[muxing.StreamPlan, ...]
     settings: EncodeSettings
     config: RenderConfig
+    frames_out: FramesOutput | None = None
+
+
+@dataclass(frozen=True)
+class FramesOutput:
+    """An output written as numbered images (``-o out/reel1_%06d.tif``).
+
+    Attributes:
+        prefix, suffix, digits: the file names around the number (``reel1_``, ``.tif``, 6).
+        first_number: the first frame's number: the source sequence's own, 0 for a video.
+    """
+
+    prefix: str
+    suffix: str
+    digits: int
+    first_number: int
 
 
 @dataclass(frozen=True)
@@ -106,27 +157,118 @@ class VideoResult:
     info: VideoInfo
 
 
+def probe_source(
+    source: Path,
+    fps: Fraction | None = None,
+    sound: Path | None = None,
+    allow_truncated: bool = False,
+) -> VideoInfo:
+    """Describe the input: a video file, or an image sequence (a folder of numbered frames or
+    an ffmpeg ``%d`` pattern) read at ``fps`` frames per second (default 24) and given the
+    audio of the file ``sound``; ``allow_truncated`` takes a damaged video file as far as it
+    goes (see :func:`~deoldify_video.media.probe.probe`).
+
+    Raises:
+        DeoldifyError: an unreadable input, a sequence with gaps, or ``fps`` or ``sound`` given
+            for a video file (which keeps its own rate and streams).
+    """
+    if fps is not None and fps <= 0:
+        raise UsageError(f"--fps must be positive, got {fps}")
+    if is_sequence(source):
+        info = probe_sequence(find_sequence(source), fps or DEFAULT_FPS)
+    elif fps is not None:
+        raise UsageError(f"{source}: --fps is for image sequences; a video keeps its own rate")
+    else:
+        info = probe(source, allow_truncated)
+    if sound is None:
+        return info
+    if not info.is_sequence:
+        raise UsageError(f"{source}: --audio is for image sequences; a video keeps its own sound")
+    return with_sound(info, sound)
+
+
 def plan_video(
     input_path: str | Path,
     output_path: str | Path | None,
     config: RenderConfig = DEFAULT_CONFIG,
     overwrite: bool = False,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoJob:
-    """Probe the input and check every option before any work starts.
+    """Probe the input (see :func:`probe_source`) and check every option before any work
+    starts.
 
     Raises:
         DeoldifyError: a bad input, output, codec or container choice (exit code 2 in the CLI).
     """
     source = Path(input_path)
-    info = probe(source)
-    output = Path(output_path) if output_path is not None else default_output_path(source)
-    check_output_path(source, output, overwrite)
+    sound_path = Path(sound) if sound is not None else None
+    info = probe_source(source, fps, sound_path, config.allow_truncated)
+    if not info.is_sequence and info.frame_count == 1 and info.codec in STILL_IMAGE_CODECS:
+        raise UsageError(
+            f"{source}: a still image, not a video; colorize photos with "
+            f"`deoldify-video image {source}`"
+        )
+    output = output_path_for(source, output_path)
     if config.batch_size < 1:
         raise UsageError(f"batch size must be at least 1, got {config.batch_size}")
-    plans = tuple(muxing.plan_streams(info, output, config.codec))
-    b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
-    settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
-    return VideoJob(source, output, info, plans, settings, config)
+    smoothing_config(config)
+    config = dataclasses.replace(config, batch_size=batch_size_for(info, config.batch_size))
+    pattern = output_sequence(output)
+    frames_out = None
+    if pattern is not None:
+        for option, value in (("--crf", config.crf), ("--preset", config.preset)):
+            if value is not None:
+                raise UsageError(f"{output}: {option} is for encoded video, not numbered frames")
+        frames_out = _plan_frames_output(source, info, output, pattern, overwrite)
+        plans: tuple[muxing.StreamPlan, ...] = ()
+        # the segments are a lossless 4:4:4 intermediate at the source's depth
+        settings = dataclasses.replace(encode_settings(info, "ffv1"), full_chroma=True)
+    else:
+        check_output_path(source, output, overwrite)
+        plans = tuple(muxing.plan_streams(info, output, config.codec))
+        b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
+        settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
+    if not config.recolor:
+        colour_input.check_video(info)
+    return VideoJob(source, output, info, plans, settings, config, frames_out)
+
+
+def batch_size_for(info: VideoInfo, requested: int) -> int:
+    """Frames per batch for this source: ``requested``, fewer for frames larger than 1080p so
+    that the frames in flight (a few batches between the stages) stay within a few hundred MB
+    (4K: 2 frames a batch). The model's own batches on the GPU are not limited by this."""
+    width, height = info.display_size
+    fitting = max(1, BATCH_PIXELS // (width * height))
+    if fitting < requested:
+        log.info("%s: %d frames a batch for %dx%d frames", info.path, fitting, width, height)
+    return min(requested, fitting)
+
+
+def _plan_frames_output(
+    source: Path, info: VideoInfo, output: Path, pattern: tuple[str, str, int], overwrite: bool
+) -> FramesOutput:
+    """Check an image-sequence output: its format, and that no frame of it would be replaced
+    (unless ``overwrite``, or the job that wrote them is being resumed)."""
+    prefix, suffix, digits = pattern
+    image_format(suffix)
+    folder = output.parent
+    scan = find_sequence(source) if info.is_sequence else None
+    if scan is not None and (scan.folder.resolve(), scan.prefix, scan.suffix) == (
+        folder.resolve(),
+        prefix,
+        suffix,
+    ):
+        raise UsageError(f"{output}: the output frames would overwrite the input frames")
+    first = scan.start if scan is not None else 0
+    frames = FramesOutput(prefix, suffix, digits, first)
+    resuming = jobs.default_job_dir(output).is_dir()
+    existing = folder / f"{prefix}{first:0{digits}d}{suffix}"
+    if existing.exists() and not (overwrite or resuming):
+        raise UsageError(f"{existing}: already exists (pass --overwrite to replace the frames)")
+    if info.audio_streams:
+        log.warning("%s: numbered images hold no sound; the audio is not written", output)
+    return frames
 
 
 def colorize_video(
@@ -137,8 +279,13 @@ def colorize_video(
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
     options: JobOptions | None = None,
+    fps: Fraction | None = None,
+    sound: str | Path | None = None,
 ) -> VideoResult:
     """Colorize ``input_path`` into ``output_path`` (default: beside the input).
+
+    The input is a video file, or an image sequence (a folder of numbered frames or an ffmpeg
+    ``%d`` pattern) read at ``fps`` (default 24) with the audio of the file ``sound``.
 
     The output has exactly the input's frames (count and timestamps), its luminance, size,
     pixel aspect ratio and colour tags, and every audio, subtitle and chapter stream of the
@@ -150,7 +297,7 @@ def colorize_video(
         DeoldifyError: bad input or output (exit code 2 in the CLI), decoder or encoder
             failures, or a job folder holding a different job (:class:`JobStateError`).
     """
-    job = plan_video(input_path, output_path, config, overwrite)
+    job = plan_video(input_path, output_path, config, overwrite, fps, sound)
     return run_video(job, colorizer, progress, options)
 
 
@@ -170,12 +317,16 @@ def run_video(
     info, output = job.info, job.output
     report = progress or (lambda event: None)
     job_dir = options.job_dir or jobs.default_job_dir(output)
+    width, height = info.display_size
+    note = oversize_note(colorizer, height, width)
+    if note:
+        log.warning("%s: %s", info.path, note)
     smoothing = smoothing_config(job.config)
     warmup = warmup_frames(smoothing) if smoothing is not None else 0
     segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
-    times = frame_times(info.path, info.video_index)
+    times = video_frame_times(info)
     if len(times) != info.frame_count:
-        raise DeoldifyError(
+        raise InternalError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
         )
     requested = jobs.new_manifest(
@@ -186,10 +337,14 @@ def run_video(
         weights_digest(colorizer.model),
         render_settings(job, colorizer, segment_frames, warmup),
         jobs.plan_segments(info.frame_count, segment_frames),
-    )
-    with jobs.JobLock(job_dir):
+        {"device": str(colorizer.device), "threads": torch.get_num_threads(),
+         "workers": options.workers},
+    )  # fmt: skip
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
         jobs.remove_parts(output.parent, output.name + ".")
+        jobs.warn_if_short(manifest, job_dir, output.parent)
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
             context = SegmentContext(info, job.settings, job.config, job_dir)
@@ -205,9 +360,12 @@ def run_video(
                     tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
             tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, times))
             _remove_segment_files(tracker.manifest, job_dir)
-        report(ProgressEvent("mux", 0, 1))
-        _mux(job_dir / JOINED_NAME, job, output)
-        report(ProgressEvent("mux", 1, 1))
+        if job.frames_out is not None:
+            _write_frames(job_dir / JOINED_NAME, job, job_dir, report)
+        else:
+            report(ProgressEvent("mux", 0, 1))
+            _mux(job_dir / JOINED_NAME, job, output)
+            report(ProgressEvent("mux", 1, 1))
         if not options.keep_job:
             jobs.clear_job(job_dir)
     if not options.keep_job:
@@ -215,17 +373,42 @@ def run_video(
     return VideoResult(output=output, frames=info.frame_count, info=info)
 
 
+@contextlib.contextmanager
+def _full_disk_explained(job_dir: Path, output: Path) -> Iterator[None]:
+    """Turn a full disk met anywhere in the job (an encoder, a muxer, a manifest write) into one
+    :class:`DiskFullError` naming the disk and about how much more room the job needs."""
+    try:
+        yield
+    except DiskFullError as exc:
+        folder = Path(exc.folder) if exc.folder else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        folder = Path(exc.filename).parent if exc.filename else job_dir
+        raise _no_space(folder, job_dir, output) from exc
+
+
+def _no_space(folder: Path, job_dir: Path, output: Path) -> DiskFullError:
+    try:
+        manifest = jobs.read_manifest(job_dir)
+    except DeoldifyError:
+        manifest = None
+    return jobs.no_space_error(folder, manifest, job_dir, output.parent)
+
+
 def render_settings(
     job: VideoJob, colorizer: Colorizer, segment_frames: int, warmup: int
 ) -> dict[str, Any]:
     """Every setting that changes the output frames (the device aside), for the manifest."""
     config = job.config
+    smoothing = smoothing_config(config)
     return {
         "render_factor": colorizer.render_factor,
         "batch_size": config.batch_size,
         "model_batch_size": colorizer.batch_size,
         "smooth": config.smooth,
-        "smooth_strength": config.smooth_strength if config.smooth else None,
+        "smooth_strength": smoothing.strength if smoothing is not None else None,
         "encode": dataclasses.asdict(job.settings),
         "segment_frames": segment_frames,
         "warmup_frames": warmup,
@@ -233,8 +416,26 @@ def render_settings(
 
 
 def smoothing_config(config: RenderConfig) -> SmoothingConfig | None:
-    """The temporal smoothing a render asks for, or None when it is off."""
-    return SmoothingConfig(strength=config.smooth_strength) if config.smooth else None
+    """The temporal smoothing a render asks for, or None when it is off.
+
+    Raises:
+        UsageError: a strength outside 0 to :data:`MAX_SMOOTH_STRENGTH`, or a strength given
+            with the smoothing off.
+    """
+    strength = config.smooth_strength
+    if not config.smooth:
+        if strength is not None:
+            raise UsageError(
+                "--smooth-strength and --no-smooth contradict each other; give one of them"
+            )
+        return None
+    if strength is None:
+        return SmoothingConfig()
+    if not 0.0 <= strength <= MAX_SMOOTH_STRENGTH:
+        raise UsageError(
+            f"--smooth-strength must be from 0 to {MAX_SMOOTH_STRENGTH}, got {strength:g}"
+        )
+    return SmoothingConfig(strength=strength)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -305,148 +506,140 @@ def encode_colour_video(
     work: SegmentWork,
     on_frames: Callable[[int], None],
 ) -> int:
-    """Decode, colorize, smooth and encode one segment into a video-only NUT file.
-
-    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
-    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
-    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
-    The model runs in the calling thread; decoding, and smoothing plus encoding, run in two
-    worker threads so that all three overlap.
-
-    Args:
-        on_frames: called with the number of the segment's frames each batch colorized.
+    """Decode, colorize, smooth and encode one segment into a video-only NUT file (see
+    :class:`SegmentRender`).
 
     Returns:
         the number of frames written (always the segment's frame count: a short decode raises).
     """
-    depth = plane_depth(info)
-    full = full_range(info)
-    matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
-    batches: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    colored: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    chroma_size = settings.chroma_size
-    segment = work.segment
-    written = [0]
+    return SegmentRender(info, colorizer, settings, out_path, config, work, on_frames).run()
 
-    def decode() -> None:
-        try:
-            with FrameReader(info, work.start_time, work.decoded) as reader:
-                for batch in reader.batches(config.batch_size):
-                    if not _put(batches, batch, stop):
-                        return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-        finally:
-            _put(batches, _DONE, stop)
 
-    smoothing = smoothing_config(config)
+@dataclass(frozen=True)
+class _Colored:
+    """A batch on its way from the model to the encoder.
 
-    def encode() -> None:
-        state: SmootherState | None = None
-        try:
-            with FrameWriter(settings, out_path, concat.SEGMENT_MUXER) as writer:
-                for luma_planes, luma_small, chroma, skip in _drain(colored, stop):
-                    if smoothing is not None:
-                        chroma, state = smooth_chroma(luma_small, chroma, state, smoothing)
-                    if skip == luma_planes.shape[0]:
-                        continue
-                    chroma = color.convert_chroma(luma_small[skip:], chroma[skip:], matrix)
-                    planes = color.chroma_to_planes(chroma, chroma_size, depth, full)
-                    writer.write(luma_planes[skip:], planes)
-                    written[0] += luma_planes.shape[0] - skip
-                if stop.is_set():
-                    raise _Cancelled
-        except _Cancelled:
-            pass
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            errors.append(exc)
-            stop.set()
+    Attributes:
+        luma_planes: ``(n, H, W)`` the source's Y planes (uint8, or uint16 holding 10 bits).
+        luma_small: ``(n, h, w)`` float32 luminance at the model's size, in [0, 1].
+        chroma: ``(n, 2, h, w)`` the model's chroma at the same size.
+        skip: how many leading frames are warm-up (smoothed, not encoded).
+    """
 
-    # Daemon threads: an interrupt that lands anywhere, even before the try below, can never
-    # leave the process waiting on a worker at exit.
-    threads = [
-        threading.Thread(target=decode, name="decode", daemon=True),
-        threading.Thread(target=encode, name="encode", daemon=True),
-    ]
-    index = work.first
-    try:
-        for thread in threads:
-            thread.start()
-        for luma_planes in _drain(batches, stop):
-            luma_small, chroma = colorizer.colorize_planes(luma_planes, depth, full)
-            n = luma_planes.shape[0]
-            skip = min(n, max(0, segment.start - index))
-            if not _put(colored, (luma_planes, luma_small, chroma, skip), stop):
-                break
-            index += n
-            on_frames(n - skip)
-    except BaseException:
-        stop.set()
-        raise
-    finally:
-        if not stop.is_set():
-            _put(colored, _DONE, stop)
-        for thread in threads:
-            if thread.ident is not None:  # started
-                _join(thread, stop)
-    if errors:
-        raise errors[0]
-    if written[0] != segment.frame_count:
-        raise DeoldifyError(
-            f"{info.path}: {written[0]} of the {segment.frame_count} frames of segment "
-            f"{segment.index} were colorized"
+    luma_planes: np.ndarray
+    luma_small: np.ndarray
+    chroma: np.ndarray
+    skip: int
+
+
+class SegmentRender:
+    """One segment as three overlapping stages (see :class:`~deoldify_video.stages.Stages`):
+    :meth:`decode` (a thread), :meth:`colorize` (the calling thread) and :meth:`encode`, which
+    smooths and encodes (a thread).
+
+    Frames ``[work.first, segment.start)`` are warm-up: they go through the model and the
+    smoothing but are not encoded. Batches of ``config.batch_size`` frames start at
+    ``work.first``, so a segment's frames never depend on how the rest of the job was run.
+    Each stage is waited for as long as it works, however slow the encoder; an error in any
+    stage, an interrupt or :meth:`cancel` stops them all.
+
+    Args:
+        on_frames: called (in the calling thread) with the number of the segment's frames each
+            batch colorized; an exception it raises stops the segment.
+    """
+
+    def __init__(
+        self,
+        info: VideoInfo,
+        colorizer: Colorizer,
+        settings: EncodeSettings,
+        out_path: Path,
+        config: RenderConfig,
+        work: SegmentWork,
+        on_frames: Callable[[int], None],
+    ) -> None:
+        self.info = info
+        self.colorizer = colorizer
+        self.settings = settings
+        self.out_path = out_path
+        self.config = config
+        self.work = work
+        self.on_frames = on_frames
+        self.depth = plane_depth(info)
+        self.full_range = full_range(info)
+        self.matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+        self.smoothing = smoothing_config(config)
+        self.next_index = work.first  # frame index of the next batch the model takes
+        self.written = 0
+        self._stages: Stages[np.ndarray, _Colored] = Stages(
+            self.decode, self.colorize, self.encode, QUEUE_DEPTH
         )
-    return written[0]
+
+    def run(self) -> int:
+        """Colorize and encode the segment; the number of frames written.
+
+        Raises:
+            the first error of any stage, KeyboardInterrupt, or
+            :class:`~deoldify_video.stages.Cancelled` after :meth:`cancel`.
+        """
+        self._stages.run()
+        segment = self.work.segment
+        if self.written != segment.frame_count:
+            raise InternalError(
+                f"{self.info.path}: {self.written} of the {segment.frame_count} frames of "
+                f"segment {segment.index} were colorized"
+            )
+        return self.written
+
+    def cancel(self) -> None:
+        """Stop the segment soon, from any thread: :meth:`run` raises ``Cancelled``."""
+        self._stages.cancel()
+
+    def decode(self) -> Iterator[np.ndarray]:
+        """Batches ``(n, H, W)`` of the source's Y planes, from the first warm-up frame."""
+        with FrameReader(
+            self.info,
+            self.work.start_time,
+            self.work.decoded,
+            allow_damage=self.config.allow_truncated,
+        ) as reader:
+            yield from reader.batches(self.config.batch_size)
+
+    def colorize(self, luma_planes: np.ndarray) -> _Colored:
+        """The model's chroma for one batch."""
+        luma_small, chroma = self.colorizer.colorize_planes(
+            luma_planes, self.depth, self.full_range
+        )
+        n = luma_planes.shape[0]
+        skip = min(n, max(0, self.work.segment.start - self.next_index))
+        self.next_index += n
+        self.on_frames(n - skip)
+        return _Colored(luma_planes, luma_small, chroma, skip)
+
+    def encode(self, batches: Iterator[_Colored]) -> None:
+        """Smooth every batch (warm-up included) and encode the segment's own frames."""
+        state: SmootherState | None = None
+        with FrameWriter(self.settings, self.out_path, concat.SEGMENT_MUXER) as writer:
+            self._stages.on_cancel(writer.kill)
+            for batch in batches:
+                chroma = batch.chroma
+                if self.smoothing is not None:
+                    chroma, state = smooth_chroma(batch.luma_small, chroma, state, self.smoothing)
+                skip = batch.skip
+                if skip == batch.luma_planes.shape[0]:
+                    continue
+                chroma = color.convert_chroma(batch.luma_small[skip:], chroma[skip:], self.matrix)
+                planes = color.chroma_to_planes(
+                    chroma, self.settings.chroma_size, self.depth, self.full_range
+                )
+                writer.write(batch.luma_planes[skip:], planes)
+                self.written += batch.luma_planes.shape[0] - skip
 
 
 def _check_frame_count(path: Path, expected: int) -> None:
     count = len(frame_timestamps(path, 0))
     if count != expected:
-        raise EncodeError(f"{path}: the encoder wrote {count} frames instead of {expected}")
-
-
-class _Cancelled(Exception):
-    """The encoder was told to stop before the end; its partial file is discarded."""
-
-
-def _put(q: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
-    """Put ``item`` unless ``stop`` is set first; False when stopped."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def _drain(q: queue.Queue[Any], stop: threading.Event) -> Iterator[Any]:
-    """Items of ``q`` until the end marker, or until ``stop`` is set."""
-    while not stop.is_set():
-        try:
-            item = q.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if item is _DONE:
-            return
-        yield item
-
-
-def _join(thread: threading.Thread, stop: threading.Event) -> None:
-    """Join a worker, however long its work takes: it ends by itself after its queue's end
-    marker, or within moments once ``stop`` is set (as on any error). An interrupt while
-    waiting sets ``stop`` and is raised again once the worker has ended."""
-    interrupted: BaseException | None = None
-    while thread.is_alive():
-        try:
-            thread.join(timeout=1.0)
-        except BaseException as exc:  # noqa: BLE001 - raised again below
-            stop.set()
-            interrupted = exc
-    if interrupted is not None:
-        raise interrupted
+        raise InternalError(f"{path}: the encoder wrote {count} frames instead of {expected}")
 
 
 # --------------------------------------------------------------------------- job bookkeeping
@@ -489,7 +682,7 @@ def _join_segments(
     durations = concat.segment_durations(bounds, info.fps)
     names = [r.done.file for r in manifest.segments if r.done is not None]
     if len(names) != len(durations):
-        raise DeoldifyError(
+        raise InternalError(
             f"{job_dir}: cannot join, {len(durations) - len(names)} segments missing"
         )
     list_path = job_dir / LIST_NAME
@@ -521,6 +714,41 @@ def _remove_segment_files(manifest: Manifest, job_dir: Path) -> None:
         if record.done is not None:
             (job_dir / record.done.file).unlink(missing_ok=True)
     (job_dir / LIST_NAME).unlink(missing_ok=True)
+
+
+def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCallback) -> None:
+    """Write the joined colour video's frames as numbered RGB images, each renamed into place
+    whole; frames already written by an interrupted run of the same job are kept.
+
+    The luminance of each written pixel is the source's Y sample (see
+    :func:`~deoldify_video.color.planes_to_rgb`).
+    """
+    frames = job.frames_out
+    assert frames is not None
+    folder = job.output.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = job.settings
+    writer = ImageSequenceWriter(
+        folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / FRAME_STAGE
+    )
+    total = job.info.frame_count
+    done = 0
+    while done < total and writer.path(frames.first_number + done).is_file():
+        done += 1
+    report(ProgressEvent("frames", done, total))
+    if done == total:
+        return
+    joined = probe(video)
+    times = video_frame_times(joined)
+    start = None if done == 0 else (times[done - 1] + times[done]) / 2
+    matrix = "bt601" if is_rgb_source(job.info) else color.matrix_for(job.info.color_space)
+    with FrameReader(joined, start, total - done, yuv444=True) as reader:
+        for planes in reader.batches(FRAMES_PER_WRITE):
+            rgb = color.planes_to_rgb(planes, settings.depth, settings.full_range, matrix)
+            writer.write(rgb, frames.first_number + done)
+            done += planes.shape[0]
+            report(ProgressEvent("frames", done, total))
+    jobs.sync_folder(folder)
 
 
 def _mux(video: Path, job: VideoJob, output: Path) -> None:
@@ -620,9 +848,9 @@ def _check_workers(processes: list[Any], results: Any, unfinished: int) -> None:
     left unfinished."""
     for process in processes:
         if process.exitcode not in (None, 0):
-            raise DeoldifyError(f"a worker process died (exit code {process.exitcode})")
+            raise InternalError(f"a worker process died (exit code {process.exitcode})")
     if not any(process.is_alive() for process in processes) and results.empty():
-        raise DeoldifyError(f"the worker processes ended with {unfinished} segments unfinished")
+        raise InternalError(f"the worker processes ended with {unfinished} segments unfinished")
 
 
 def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
@@ -658,9 +886,9 @@ def configure_threads(threads: int | None = None) -> int:
     """Set torch's intra-op thread count (default: every core) and return it.
 
     The model is the slow part, and on two cores giving it both measured fastest for the whole
-    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads wait passively rather than spin
-    while ffmpeg works: ``OMP_WAIT_POLICY=PASSIVE`` is set when the package is imported, before
-    torch loads.
+    pipeline (``benchmarks/pipeline.py``). Its OpenMP threads should wait passively rather than
+    spin while ffmpeg works: the command line sets ``OMP_WAIT_POLICY=PASSIVE`` before torch
+    loads (a library caller sets it in its own environment).
 
     Raises:
         UsageError: ``threads`` is below 1.

@@ -50,6 +50,12 @@ class VideoInfo:
         format_start_time: the container's earliest timestamp in seconds (any stream).
         streams: every other stream (audio, subtitles, attachments).
         has_chapters: the container holds chapters.
+        input_options: ffmpeg options that go before ``-i path`` to read it (an image
+            sequence's ``-f image2 -framerate ... -start_number ...``); empty for a file.
+        streams_path: the file that holds ``streams`` when it is not ``path`` (the sound given
+            beside an image sequence); "" otherwise.
+        container: the demuxer that reads the file (ffprobe's ``format_name``, such as
+            ``"matroska,webm"``), "" if unknown.
     """
 
     path: str
@@ -74,6 +80,14 @@ class VideoInfo:
     format_start_time: float = 0.0
     streams: tuple[StreamInfo, ...] = ()
     has_chapters: bool = False
+    container: str = ""
+    input_options: tuple[str, ...] = ()
+    streams_path: str = ""
+
+    @property
+    def is_sequence(self) -> bool:
+        """The source is a numbered image sequence (``path`` is its ffmpeg pattern)."""
+        return bool(self.input_options)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -103,12 +117,19 @@ class RenderConfig:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
         codec: ``"libx264"``, ``"libx265"``, ``"ffv1"``, ``"prores"``, or NVIDIA's
             ``"h264_nvenc"`` / ``"hevc_nvenc"``.
-        crf: constant rate factor for libx264/libx265 (0-51), ignored by the others.
-        preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``), ignored
-            by the others.
+        crf: constant rate factor for libx264/libx265 (0-51); None for their default (17).
+            Refused with the other codecs.
+        preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``); None for
+            their default (``"medium"``). Refused with the other codecs.
         smooth: apply temporal smoothing.
-        smooth_strength: in [0, 1), the largest weight given to the previous frame's colour
-            (see :class:`deoldify_video.temporal.SmoothingConfig`).
+        smooth_strength: from 0 to 0.95, the largest weight given to the previous frame's
+            colour (see :class:`deoldify_video.temporal.SmoothingConfig`); None for the
+            default (0.6). Refused when ``smooth`` is off.
+        allow_truncated: colorize a truncated or damaged input as far as it goes (the frames
+            that are there, as the decoder conceals damage), with a warning, instead of
+            stopping. Frames are never dropped or duplicated either way.
+        recolor: colorize a colour source too, replacing its colours; by default a colour
+            source is refused.
     """
 
     model: str = "default"
@@ -116,10 +137,12 @@ class RenderConfig:
     batch_size: int = 8
     device: str = "auto"
     codec: str = "libx264"
-    crf: int = 17
-    preset: str = "medium"
+    crf: int | None = None
+    preset: str | None = None
     smooth: bool = True
-    smooth_strength: float = 0.6
+    smooth_strength: float | None = None
+    allow_truncated: bool = False
+    recolor: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,16 @@ from deoldify_video.inference import Colorizer
 from deoldify_video.nets.lite import lite
 from deoldify_video.nets.registry import InputPolicy, ModelSpec
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DATA = SHARED / "data"
+# Small real photos and clips, with their sources and licences in data/README.md.
+DATA = Path(__file__).resolve().parent / "data"
 
 torch.set_num_threads(2)
 
 
 def _picture(size: str, rate: int | str) -> list[str]:
-    """ffmpeg input options of a lavfi test pattern."""
-    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+    """ffmpeg input options of a lavfi test pattern, in black and white (a colour input would
+    be refused)."""
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate},hue=s=0"]
 
 
 def _tone(frequency: int, sample_rate: int) -> list[str]:

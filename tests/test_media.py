@@ -54,9 +54,9 @@ def test_probe_ten_bit_vfr_rotation_streams(make_clip, rotated_clip):
 
 
 def test_probe_counts_frames_of_real_clips():
-    assert probe(DATA / "video" / "carphone_pristine.mp4").frame_count == 120
+    assert probe(DATA / "video" / "carphone.mp4").frame_count == 120
     tree = probe(DATA / "video" / "tree.avi")  # an AVI whose empty packets repeat frames
-    assert tree.frame_count == 68
+    assert tree.frame_count == 12 and tree.vfr
     assert tree.pix_fmt == "rgb24"
 
 
@@ -121,7 +121,7 @@ def test_reader_ten_bit_and_rotation(make_clip, rotated_clip):
 
 def test_reader_reads_rgb_sources():
     planes = read_all(probe(DATA / "video" / "tree.avi"))
-    assert planes.shape == (68, 240, 320)
+    assert planes.shape == (12, 240, 320)
     assert planes.min() >= 16 and planes.max() <= 235  # BT.601 tv range
 
 
@@ -133,7 +133,7 @@ def test_reader_detects_truncated_stream(tmp_path, make_clip):
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", str(mkv)], check=True)
     data = mkv.read_bytes()
     mkv.write_bytes(data[: len(data) // 2])
-    cut = probe(mkv)
+    cut = probe(mkv, allow_truncated=True)
     assert cut.frame_count < info.frame_count  # packets are counted, so the count is honest
     with (
         FrameReader(cut, count=info.frame_count) as reader,
@@ -154,7 +154,7 @@ def test_reader_command_is_an_argument_list(make_clip):
 
 def test_writer_command_keeps_geometry_and_tags(make_clip, rotated_clip):
     settings = encode_settings(probe(make_clip("anamorphic.mp4")), "libx264", 20, "veryfast")
-    cmd = writer_command(settings, "out.mkv")
+    cmd = writer_command(settings)
     assert cmd[cmd.index("-framerate") + 1] == "30000/1001"
     assert "setsar=sar=4/3:max=65535" in cmd
     assert cmd[cmd.index("-crf") + 1] == "20"

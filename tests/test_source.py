@@ -119,11 +119,11 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A 2 s H.264 + AAC mp4 (testsrc2 + a sine tone), as bytes."""
+    """A 2 s H.264 + AAC mp4 (testsrc2 in black and white + a sine tone), as bytes."""
     path = tmp_path_factory.mktemp("media") / "clip.mp4"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-y"]
-        + ["-f", "lavfi", "-i", "testsrc2=size=128x96:rate=10:duration=2"]
+        + ["-f", "lavfi", "-i", "testsrc2=size=128x96:rate=10:duration=2,hue=s=0"]
         + ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
         + ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
         check=True,

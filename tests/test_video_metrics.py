@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,21 +12,14 @@ import torch
 from deoldify_video.color import rgb_to_ycbcr, ycbcr_to_rgb
 from deoldify_video.metrics import cdc, score_clip, warp_error
 
-PHOTO = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "photos"
-    / "mate-backgrounds"
-    / "LadyBird.jpg"
-)
+from .conftest import DATA
+
+PHOTO = DATA / "photos" / "mate-backgrounds" / "LadyBird.jpg"
 SIZE = (128, 96)
 
 
 def _pan(frames: int, step: float) -> np.ndarray:
     """A camera pan of ``step`` px/frame over a real photo: ``(N, 96, 128, 3)`` RGB in [0, 1]."""
-    if not PHOTO.is_file():
-        pytest.skip(f"test photo {PHOTO} is missing")
     image = cv2.imread(str(PHOTO), cv2.IMREAD_COLOR)
     assert image is not None, PHOTO
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -150,6 +150,38 @@ def test_video_and_stable_are_told_apart_by_file_name() -> None:
     assert weights.identify_weights(Path("/x/anything.pth"), deep).name == "artistic"
 
 
+def test_a_file_that_fits_two_models_is_named_or_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two models of one architecture (as DeOldify's video and stable): the file name tells,
+    or the caller must, since each takes another input size."""
+    twin = dataclasses.replace(TINY, name="twin", weights_file="TwinWeights.pth")
+    monkeypatch.setitem(registry._REGISTRY, "twin", twin)
+    renamed = _save(tmp_path / "renamed.pth", _tiny_state())
+    with pytest.raises(WeightsError) as info:
+        weights.load_network(str(renamed))
+    message = str(info.value)
+    assert "fits tiny and twin" in message and "\n" not in message
+    assert f"--model tiny --weights {renamed}" in message
+    assert f"--model twin --weights {renamed}" in message
+    named = _save(tmp_path / "my-TwinWeights.pth", _tiny_state())
+    assert weights.load_network(str(named))[0] is twin
+    assert weights.load_network("twin", weights=renamed)[0] is twin
+    wide = weights.expected_state(registry.get_spec("video"))
+    with pytest.raises(WeightsError, match="fits stable and video"):
+        weights.identify_weights(Path("/x/deoldify.pth"), wide)
+
+
+def test_a_missing_file_given_as_model_is_no_such_file(tmp_path: Path) -> None:
+    for name in ("./nofile.pth", str(tmp_path / "gone.pt"), "nofile.pth", "~/nofile.pth"):
+        with pytest.raises(WeightsError, match="no such file"):
+            weights.load_network(name)
+    with pytest.raises(WeightsError, match="is a folder, not a weights file"):
+        weights.load_network(str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match="goes with a model name"):
+        weights.load_network(str(tmp_path / "x.pth"), weights=tmp_path / "y.pth")
+
+
 def test_missing_downloadable_weights_say_how_to_get_them() -> None:
     with pytest.raises(WeightsError, match="models download tiny"):
         weights.load_model("tiny")
@@ -174,6 +206,13 @@ def test_truncated_file_is_explained(tmp_path: Path, zipped: bool) -> None:
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(WeightsError, match="truncated or corrupt"):
         weights.load_model("tiny", weights=cut)
+    # Wherever the file stops, one clear error: the unpickler of a legacy file fails in many
+    # ways there (an early end, a short integer, an index out of range).
+    data = full.read_bytes()
+    for size in range(1, len(data), 5):
+        cut.write_bytes(data[:size])
+        with pytest.raises(WeightsError):
+            weights.read_state_dict(cut)
 
 
 def test_empty_and_foreign_files_are_explained(tmp_path: Path) -> None:
@@ -386,15 +425,22 @@ def test_pinned_size_mismatch_is_rejected(server: _Server) -> None:
     assert _leftovers() == []
 
 
-def test_shipped_spec_has_nothing_to_download() -> None:
+def test_shipped_spec_has_nothing_to_download(isolated: Path) -> None:
     shipped = dataclasses.replace(TINY, url="")
+    assert weights.download_weights(shipped) == isolated / "shipped" / "tiny.pth"
     with pytest.raises(WeightsError, match="ships with the package"):
-        weights.download_weights(shipped)
+        weights.download_weights(shipped, url="http://127.0.0.1:9/tiny.pth")
 
 
-def test_unreachable_server_is_a_clear_error() -> None:
-    with pytest.raises(WeightsError, match="cannot download"):
+def test_unreachable_server_says_how_to_place_the_file_by_hand(isolated: Path) -> None:
+    with pytest.raises(WeightsError) as info:
         weights.download_weights(TINY, url="http://127.0.0.1:9/nothing.pth")
+    message = str(info.value)
+    assert message.startswith("cannot reach 127.0.0.1: no network? (Connection refused). ")
+    assert f"put it at {isolated / 'cache' / 'tiny.pth'}" in message
+    assert "--model tiny --weights FILE" in message
+    assert "urlopen" not in message and "Errno" not in message and "\n" not in message
+    assert _leftovers() == []
 
 
 @pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])

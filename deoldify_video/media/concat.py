@@ -13,7 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from ..errors import EncodeError
-from .ffmpeg import run
+from .ffmpeg import path_arg, run
 from .writer import EncodeSettings, colour_args
 
 SEGMENT_MUXER = "nut"
@@ -58,8 +58,8 @@ def concat_command(
     """ffmpeg call that stream-copies the listed segments into one video-only Matroska file,
     tagged with the settings' colour range and tags (NUT does not store them)."""
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
-    cmd += ["-f", "concat", "-safe", "0", "-i", str(list_path), "-map", "0:v", "-c", "copy"]
-    return [*cmd, *colour_args(settings), "-f", "matroska", str(out_path)]
+    cmd += ["-f", "concat", "-safe", "0", "-i", path_arg(list_path), "-map", "0:v", "-c", "copy"]
+    return [*cmd, *colour_args(settings), "-f", "matroska", path_arg(out_path)]
 
 
 def concat(list_path: Path, out_path: Path, settings: EncodeSettings) -> None:
@@ -68,7 +68,8 @@ def concat(list_path: Path, out_path: Path, settings: EncodeSettings) -> None:
     Raises:
         EncodeError: ffmpeg failed (its stderr is kept in the error).
     """
-    run(concat_command(list_path, out_path, settings), EncodeError, what="joining segments")
+    command = concat_command(list_path, out_path, settings)
+    run(command, EncodeError, what="joining segments", writes=out_path)
 
 
 def _seconds(micros: int) -> str:

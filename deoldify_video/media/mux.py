@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import EncodeError, UsageError
 from ..types import StreamInfo, VideoInfo
-from .ffmpeg import run
+from .ffmpeg import path_arg, run
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,17 @@ def mux_command(
     """
     offset = max(0.0, info.start_time - info.format_start_time)
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
-    cmd += ["-itsoffset", f"{offset:.6f}", "-i", str(video_path), "-i", info.path]
+    cmd += ["-itsoffset", f"{offset:.6f}", "-i", path_arg(video_path)]
+    # The other streams come from the source file, or from the sound given beside an image
+    # sequence; a sequence without sound has nothing else to copy.
+    other = info.streams_path or ("" if info.is_sequence else info.path)
+    if other:
+        cmd += ["-i", path_arg(other)]
     cmd += ["-map", "0:v:0"]
     for plan in plans:
         cmd += ["-map", f"1:{plan.stream.index}"]
-    cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
+    if other:
+        cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
     cmd += ["-c", "copy"]
     if not holds_b_frames(muxer) and codec == "libx264":
         cmd += ["-bsf:v:0", "h264_mp4toannexb"]
@@ -145,7 +151,7 @@ def mux_command(
             cmd += [f"-c:{out_index}", plan.codec]
     if muxer in ("mp4", "mov"):
         cmd += ["-movflags", "+faststart"]
-    return [*cmd, "-f", muxer, str(out_path)]
+    return [*cmd, "-f", muxer, path_arg(out_path)]
 
 
 def mux(
@@ -161,15 +167,15 @@ def mux(
         if plan.note:
             log.warning("%s", plan.note)
     command = mux_command(video_path, info, plans, out_path, muxer, codec)
-    run(command, EncodeError, what="muxing")
+    run(command, EncodeError, what="muxing", writes=out_path)
 
 
 def retime_command(
     video_path: str | Path, timestamps_path: str | Path, out_path: str | Path
 ) -> list[str]:
     """mkvmerge call that gives each frame of a Matroska video its timestamp from a v2 file."""
-    return ["mkvmerge", "--quiet", "-o", str(out_path), "--timestamps", f"0:{timestamps_path}",
-            str(video_path)]  # fmt: skip
+    return ["mkvmerge", "--quiet", "-o", path_arg(out_path),
+            "--timestamps", f"0:{path_arg(timestamps_path)}", path_arg(video_path)]  # fmt: skip
 
 
 def timestamps_file_text(seconds: list[float]) -> str:
@@ -184,6 +190,7 @@ def retime(video_path: Path, seconds: list[float], out_path: Path) -> None:
     stamps = out_path.with_suffix(".timestamps.txt")
     stamps.write_text(timestamps_file_text(seconds))
     try:
-        run(retime_command(video_path, stamps, out_path), EncodeError, "mkvmerge", ok_codes=(0, 1))
+        command = retime_command(video_path, stamps, out_path)
+        run(command, EncodeError, "mkvmerge", ok_codes=(0, 1), writes=out_path)
     finally:
         stamps.unlink(missing_ok=True)

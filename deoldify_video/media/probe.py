@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import os
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..errors import FFmpegError, ProbeError
+from ..errors import DamagedError, FFmpegError, ProbeError
 from ..types import StreamInfo, VideoInfo
-from .ffmpeg import last_line, run
+from . import integrity
+from .ffmpeg import last_line, path_arg, run
+from .sequence import ImageSequence, input_options
+
+log = logging.getLogger(__name__)
 
 
 def probe_command(path: str | Path) -> list[str]:
     """ffprobe call that prints streams, format and chapters as JSON."""
     return [
         "ffprobe", "-v", "error", "-print_format", "json",
-        "-show_format", "-show_streams", "-show_chapters", str(path),
+        "-show_format", "-show_streams", "-show_chapters", path_arg(path),
     ]  # fmt: skip
 
 
-def timestamps_command(path: str | Path, video_index: int, unit: str = "") -> list[str]:
-    """ffprobe call that lists the presentation and decoding timestamps of every packet of one
-    video stream, in ticks of the stream's time base (``unit=""``) or in seconds
-    (``unit="_time"``), one ``pts,dts`` line each."""
+def packets_command(path: str | Path, stream: int | None = None) -> list[str]:
+    """ffprobe call that lists every packet of every stream, or of one ``stream`` (one
+    demuxing pass, no decoding), one CSV line each: stream index, presentation timestamp (in
+    ticks of the stream's time base, then in seconds), decoding timestamp (the same), duration
+    in seconds, size and byte position."""
+    select = [] if stream is None else ["-select_streams", str(stream)]
     return [
-        "ffprobe", "-v", "error", "-select_streams", str(video_index),
-        "-show_entries", f"packet=pts{unit},dts{unit}", "-of", "csv=p=0", str(path),
+        "ffprobe", "-v", "error", *select, "-show_entries",
+        "packet=stream_index,pts,pts_time,dts,dts_time,duration_time,size,pos",
+        "-of", "csv=p=0", path_arg(path),
     ]  # fmt: skip
 
 
@@ -41,14 +52,21 @@ def check_input_file(path: Path) -> None:
         raise ProbeError(f"{path}: the file is empty")
 
 
-def probe(path: str | Path) -> VideoInfo:
+def probe(path: str | Path, allow_truncated: bool = False) -> VideoInfo:
     """Describe the first video stream of ``path`` and list its other streams.
 
     The frame count and the variable-frame-rate flag come from the video packets' timestamps
     (one demuxing pass, no decoding), so they are exact even where the container has no count.
+    The same pass checks that the container is whole (see :mod:`.integrity`).
+
+    Args:
+        allow_truncated: describe a truncated or damaged file by the frames that are there
+            (with a warning) instead of refusing it.
 
     Raises:
         ProbeError: missing, empty, a directory, not media, no video stream.
+        DamagedError: truncated, a video that ends long before its audio, or a demuxer that
+            reports errors; unless ``allow_truncated``.
         ToolMissingError: ffprobe is not installed.
     """
     path = Path(path)
@@ -63,24 +81,34 @@ def probe(path: str | Path) -> VideoInfo:
     if video is None:
         kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["nothing"]
         raise ProbeError(f"{path}: no video stream (the file holds {', '.join(kinds)})")
-    pts = frame_timestamps(path, int(video["index"]))
-    if not pts:
+    scan = scan_packets(path, int(video["index"]))
+    if not scan.timestamps:
         raise ProbeError(f"{path}: the video stream holds no frames")
     fmt = data.get("format", {})
-    listed = _listed_frames(fmt, video)
-    if listed is not None and len(pts) < listed:
-        raise ProbeError(
-            f"{path}: truncated or corrupt: the container lists {listed} frames but only "
-            f"{len(pts)} are present"
-        )
+    fps = _frame_rate(video)
+    audio = {int(s["index"]) for s in streams if s.get("codec_type") == "audio"}
+    extent = integrity.Extent(
+        times=scan.times,
+        fps=fps,
+        start=float(fmt.get("start_time") or 0.0),
+        audio_end=max((scan.ends.get(i, 0.0) for i in audio), default=0.0),
+        declared=float(fmt.get("duration") or 0.0),
+        listed=_listed_frames(fmt, video),
+        demuxer_errors=scan.errors,
+    )
+    problem = integrity.problem(str(path), extent)
+    if problem and not allow_truncated:
+        raise DamagedError(integrity.refusal(problem, extent.frames))
+    if problem:
+        log.warning("%s", integrity.warning(problem, extent.frames))
     return VideoInfo(
         path=str(path),
         width=int(video["width"]),
         height=int(video["height"]),
-        fps=_frame_rate(video),
-        frame_count=len(pts),
+        fps=fps,
+        frame_count=len(scan.timestamps),
         duration=float(fmt.get("duration") or video.get("duration") or 0.0),
-        vfr=is_variable_rate(pts),
+        vfr=is_variable_rate(scan.timestamps),
         rotation=_rotation(video),
         sar=_ratio(video.get("sample_aspect_ratio")),
         pix_fmt=str(video.get("pix_fmt", "")),
@@ -96,30 +124,72 @@ def probe(path: str | Path) -> VideoInfo:
         format_start_time=float(fmt.get("start_time") or 0.0),
         streams=tuple(_stream_info(s) for s in streams if s is not video),
         has_chapters=bool(data.get("chapters")),
+        container=str(fmt.get("format_name", "")),
     )
 
 
+@dataclass(frozen=True)
+class PacketScan:
+    """What one demuxing pass over every packet of a file found.
+
+    Attributes:
+        timestamps: sorted presentation timestamps (stream time-base ticks) of the video
+            stream's frames.
+        times: the same in seconds.
+        ends: for each stream index, where its last packet ends, in seconds.
+        errors: what the demuxer wrote at ``-v error`` ("" for a clean read).
+    """
+
+    timestamps: list[int]
+    times: list[float]
+    ends: dict[int, float]
+    errors: str
+
+
+def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) -> PacketScan:
+    """List the frames of one video stream and where each stream's data ends (only the video
+    stream's unless ``every_stream``).
+
+    Each packet counts by its presentation timestamp, or its decoding timestamp where it has
+    none (AVI stores no presentation times for streams with B-frames; its frames are evenly
+    spaced, so the decoding times give the same sorted timeline). When the demuxer reports
+    errors (a truncated file), a video packet whose bytes run to the very end of the file is
+    cut short and is not counted: the decoder cannot rebuild its frame.
+    """
+    command = packets_command(path, None if every_stream else video_index)
+    proc = run(command, what="ffprobe")
+    errors = proc.stderr.decode(errors="replace").strip()
+    size = os.path.getsize(path)
+    ticks: list[int] = []
+    times: list[float] = []
+    ends: dict[int, float] = {}
+    for line in proc.stdout.decode().splitlines():
+        fields = line.split(",")
+        if len(fields) < 8 or not _int(fields[0]):
+            continue
+        index, pts, pts_time, dts, dts_time, duration, length, pos = fields[:8]
+        stamp, seconds = (pts, pts_time) if _int(pts) else (dts, dts_time)
+        if not _int(stamp) or not _number(seconds):
+            continue
+        start = float(seconds)
+        if int(index) == video_index:
+            if errors and _int(pos) and _int(length) and int(pos) + int(length) >= size:
+                continue
+            ticks.append(int(stamp))
+            times.append(start)
+        end = start + (float(duration) if _number(duration) else 0.0)
+        ends[int(index)] = max(ends.get(int(index), end), end)
+    return PacketScan(sorted(ticks), sorted(times), ends, errors)
+
+
 def frame_timestamps(path: str | Path, video_index: int) -> list[int]:
-    """Sorted presentation timestamps (in stream time-base ticks) of every video packet."""
-    return sorted(int(v) for v in _packet_times(path, video_index, ""))
+    """Sorted presentation timestamps (in stream time-base ticks) of every video frame."""
+    return scan_packets(path, video_index, every_stream=False).timestamps
 
 
 def frame_times(path: str | Path, video_index: int) -> list[float]:
-    """Sorted presentation times in seconds of every video packet (= every decoded frame)."""
-    return sorted(float(v) for v in _packet_times(path, video_index, "_time"))
-
-
-def _packet_times(path: str | Path, video_index: int, unit: str) -> list[str]:
-    """Each packet's presentation timestamp, or its decoding timestamp where it has none
-    (AVI stores no presentation times for streams with B-frames; its frames are evenly
-    spaced, so the decoding times give the same sorted timeline)."""
-    out = run(timestamps_command(path, video_index, unit), what="ffprobe").stdout.decode()
-    times = []
-    for line in out.splitlines():
-        known = [v for v in line.strip().split(",") if re.fullmatch(r"-?\d+(\.\d+)?", v)]
-        if known:
-            times.append(known[0])
-    return times
+    """Sorted presentation times in seconds of every video frame (= every decoded frame)."""
+    return scan_packets(path, video_index, every_stream=False).times
 
 
 def is_variable_rate(pts: list[int]) -> bool:
@@ -153,7 +223,13 @@ def _listed_frames(fmt: dict[str, Any], stream: dict[str, Any]) -> int | None:
 
 
 def _int(text: str) -> bool:
-    return bool(re.fullmatch(r"-?\d+", text))
+    """``text`` is a whole number ("-12"); string methods, as a packet list has many."""
+    return text.lstrip("-").isdigit()
+
+
+def _number(text: str) -> bool:
+    """``text`` is a decimal number ("0.040000"), not "N/A" or empty."""
+    return text.lstrip("-").replace(".", "", 1).isdigit()
 
 
 def _is_picture_stream(stream: dict[str, Any]) -> bool:
@@ -206,3 +282,58 @@ def _stream_info(stream: dict[str, Any]) -> StreamInfo:
         language=str(stream.get("tags", {}).get("language", "")),
         channels=int(stream.get("channels", 0) or 0),
     )
+
+
+def probe_sequence(sequence: ImageSequence, fps: Fraction) -> VideoInfo:
+    """Describe an image sequence read at ``fps``: its first frame's picture (size, pixel
+    format, depth, tags; images without a range tag are full range) and its frame count.
+
+    Raises:
+        ProbeError: the first frame is not an image ffmpeg can read.
+    """
+    first = probe(sequence.path(sequence.start))
+    return dataclasses.replace(
+        first,
+        path=sequence.pattern,
+        fps=fps,
+        frame_count=sequence.count,
+        duration=float(sequence.count / fps),
+        vfr=False,
+        start_time=0.0,
+        format_start_time=0.0,
+        streams=(),
+        has_chapters=False,
+        color_range=first.color_range or "pc",
+        input_options=input_options(sequence, fps),
+    )
+
+
+def with_sound(info: VideoInfo, sound: Path) -> VideoInfo:
+    """``info`` with the audio streams of the file ``sound`` (a WAV or BWF beside a scan) as
+    its other streams, to be muxed unchanged.
+
+    Raises:
+        ProbeError: ``sound`` is missing, unreadable or holds no audio.
+    """
+    check_input_file(sound)
+    try:
+        out = run(probe_command(sound), what="ffprobe").stdout
+    except FFmpegError as exc:
+        raise ProbeError(
+            f"{sound}: not a sound file ffmpeg can read ({last_line(exc.stderr)})"
+        ) from exc
+    audio = [
+        s for s in json.loads(out or b"{}").get("streams", []) if s.get("codec_type") == "audio"
+    ]
+    if not audio:
+        raise ProbeError(f"{sound}: holds no audio stream")
+    streams = tuple(_stream_info(s) for s in audio)
+    return dataclasses.replace(info, streams=streams, streams_path=str(sound))
+
+
+def video_frame_times(info: VideoInfo) -> list[float]:
+    """Presentation time in seconds of every frame: read from the packets of a video file,
+    ``i / fps`` for an image sequence."""
+    if info.is_sequence:
+        return [float(i / info.fps) for i in range(info.frame_count)]
+    return frame_times(info.path, info.video_index)

@@ -48,8 +48,9 @@ WINDOWS_RESERVED = frozenset(
     + [f"LPT{i}" for i in range(1, 10)]
 )
 
-# yt-dlp warnings that describe normal operation here, logged at info level.
-BENIGN_WARNINGS = ("Falling back on generic information extractor",)
+# yt-dlp warnings that describe normal operation here, logged at info level: its retries of
+# a failing request ("... Retrying (1/3)...") end in the error itself when they all fail.
+BENIGN_WARNINGS = ("Falling back on generic information extractor", "Retrying")
 
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _UNSAFE_RE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -296,7 +297,8 @@ class _YtdlpLogger:
 
     yt-dlp sends both info and ``[debug] `` messages to ``debug``. Its errors are logged at
     debug level only: each one is also raised, and reaches the user as a SourceError. Warnings
-    listed in ``BENIGN_WARNINGS`` are logged at info level.
+    listed in ``BENIGN_WARNINGS`` (its retries among them) are logged at info level, so that a
+    failing download ends in one line.
     """
 
     def debug(self, message: str) -> None:

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
+import os
 import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import numpy as np
 
 from ..errors import EncodeError, UsageError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, last_line, run, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, run, tool
 from .reader import full_range, is_rgb_source, plane_depth
 
 log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 16
 
 CODECS = ("libx264", "libx265", "ffv1", "prores", "h264_nvenc", "hevc_nvenc")
 # NVIDIA's hardware encoders: listed by many ffmpeg builds, usable only with a GPU that has a
@@ -27,6 +32,14 @@ CODECS = ("libx264", "libx265", "ffv1", "prores", "h264_nvenc", "hevc_nvenc")
 NVENC = ("h264_nvenc", "hevc_nvenc")
 # The ffmpeg encoder behind each --codec.
 _ENCODERS = {codec: codec for codec in CODECS} | {"prores": "prores_ks"}
+# The encoders that take a quality (--crf) and a speed preset (--preset).
+TUNABLE_CODECS = ("libx264", "libx265")
+DEFAULT_CRF = 17
+DEFAULT_PRESET = "medium"
+# The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
+# ProRes and NVENC at 10; FFV1 is lossless up to 16).
+MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10, "h264_nvenc": 10,
+             "hevc_nvenc": 10}  # fmt: skip
 # Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
 # and gives a slightly lower quality at the same CRF.
 PRESETS = (
@@ -46,7 +59,8 @@ class EncodeSettings:
         width, height: upright frame size in pixels (any size, odd included).
         fps: nominal frame rate (frames are re-timed afterwards for variable-rate sources).
         sar: sample aspect ratio of the upright frames.
-        depth: 8 or 10 bits per sample of the planes written to stdin.
+        depth: bits per sample of the planes written to stdin (8, 10, 12 or 16: the source's
+            own, see :func:`~deoldify_video.media.reader.plane_depth`).
         full_range: the planes use the "pc" range.
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
@@ -57,6 +71,8 @@ class EncodeSettings:
             times, so that a frame's decoding time is its presentation time.
         field_order: the source's interlacing (see :class:`VideoInfo`), "" for progressive;
             interlaced frames are encoded as such (libx264, prores) and tagged.
+        full_chroma: encode 4:4:4 whatever the size (the lossless intermediate of an image
+            sequence output, whose RGB frames take full-size chroma).
     """
 
     width: int
@@ -69,10 +85,11 @@ class EncodeSettings:
     color_primaries: str
     color_transfer: str
     codec: str = "libx264"
-    crf: int = 17
-    preset: str = "medium"
+    crf: int = DEFAULT_CRF
+    preset: str = DEFAULT_PRESET
     b_frames: bool = True
     field_order: str = ""
+    full_chroma: bool = False
 
     @property
     def chroma_subsampled(self) -> bool:
@@ -89,7 +106,13 @@ class EncodeSettings:
     @property
     def input_pix_fmt(self) -> str:
         layout = "420" if self.chroma_subsampled else "444"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        return _yuv_pix_fmt(layout, self.depth)
+
+    @property
+    def output_depth(self) -> int:
+        """Bits per sample in the encoded stream: the planes' own, as far as the codec goes
+        (:data:`MAX_DEPTH`); only then are the source's luminance samples kept bit for bit."""
+        return min(self.depth, MAX_DEPTH[self.codec])
 
     @property
     def output_pix_fmt(self) -> str:
@@ -98,27 +121,44 @@ class EncodeSettings:
         if self.codec == "prores":
             return "yuv422p10le"
         even = self.width % 2 == 0 and self.height % 2 == 0
-        layout = "420" if even else "444"
-        if self.depth > 8 and self.codec in NVENC:
+        if self.codec in NVENC and self.output_depth > 8:
             return "p010le" if even else "yuv444p16le"
-        return f"yuv{layout}p" + ("" if self.depth == 8 else "10le")
+        layout = "420" if even and not self.full_chroma else "444"
+        return _yuv_pix_fmt(layout, self.output_depth)
+
+
+def _yuv_pix_fmt(layout: str, depth: int) -> str:
+    """``yuv420p``, ``yuv444p12le``...: planar YUV of ``depth`` bits (little-endian above 8)."""
+    return f"yuv{layout}p" + ("" if depth == 8 else f"{depth}le")
 
 
 def encode_settings(
     info: VideoInfo,
     codec: str = "libx264",
-    crf: int = 17,
-    preset: str = "medium",
+    crf: int | None = None,
+    preset: str | None = None,
     b_frames: bool = True,
 ) -> EncodeSettings:
     """Settings that reproduce the source's geometry, range and colour tags.
 
+    Args:
+        crf, preset: for :data:`TUNABLE_CODECS` only; None for the defaults (17, medium).
+
     Raises:
-        UsageError: an unknown codec, CRF or preset, an encoder this ffmpeg lacks or cannot
-            open (see :func:`check_encoder`), or 10-bit video for h264_nvenc.
+        UsageError: an unknown codec or preset, a crf outside 0-51, a crf or preset given
+            for a codec that takes none, an encoder this ffmpeg lacks or cannot open (see
+            :func:`check_encoder`), or 10-bit video for h264_nvenc.
     """
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    for option, value in (("--crf", crf), ("--preset", preset)):
+        if value is not None and codec not in TUNABLE_CODECS:
+            raise UsageError(
+                f"{option} applies to {' and '.join(TUNABLE_CODECS)}, not to {codec}; "
+                f"leave it out with --codec {codec}"
+            )
+    crf = DEFAULT_CRF if crf is None else crf
+    preset = DEFAULT_PRESET if preset is None else preset
     if not 0 <= crf <= 51:
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
     if preset not in PRESETS:
@@ -150,12 +190,10 @@ def encode_settings(
     )
 
 
-def writer_command(
-    settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
-) -> list[str]:
+def writer_command(settings: EncodeSettings, muxer: str = "nut") -> list[str]:
     """ffmpeg call that reads raw planes (:attr:`EncodeSettings.input_pix_fmt`) from stdin
-    and writes a video-only file (Matroska, or another ``muxer`` such as ``"nut"``, which
-    keeps exact frame timestamps)."""
+    and writes a video-only stream to stdout, in a container that can be written as a stream
+    without losing anything (NUT, the default, keeps exact frame timestamps)."""
     s = settings
     rng = "pc" if s.full_range else "tv"
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
@@ -172,7 +210,7 @@ def writer_command(
         if s.codec in ("libx264", "prores"):
             cmd += ["-flags", "+ildct+ilme"]
     cmd += ["-pix_fmt", s.output_pix_fmt, *colour_args(s)]
-    return [*cmd, "-f", muxer, str(out_path)]
+    return [*cmd, "-f", muxer, "pipe:1"]
 
 
 def encoders_command() -> list[str]:
@@ -258,7 +296,11 @@ def colour_args(settings: EncodeSettings) -> list[str]:
 def _codec_args(s: EncodeSettings) -> list[str]:
     no_b_frames = [] if s.b_frames else ["-bf", "0"]
     if s.codec == "libx264":
-        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames]
+        # x264 holds its lookahead's frames: 40 of them at medium, 1.7 GB at 4K. Above 1080p
+        # half of them keeps the whole run under 3 GB, at a small cost in compression.
+        lookahead = ["-rc-lookahead", "20"] if s.width * s.height > 1920 * 1088 else []
+        return ["-c:v", "libx264", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
+                *lookahead]  # fmt: skip
     if s.codec == "libx265":
         return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
                 "-x265-params", "log-level=error"]  # fmt: skip
@@ -273,33 +315,53 @@ def _codec_args(s: EncodeSettings) -> list[str]:
 class FrameWriter:
     """Feed frames to an ffmpeg encoder; a context manager that checks the encoder's result.
 
-    On a clean exit the encoder is closed and its return code checked; on an exception it is
-    killed. The caller owns ``out_path`` (write to a temporary name and rename when done).
+    The encoder writes its stream to a pipe and this process writes it into ``out_path``, so
+    that a failed write (a full disk) is seen: ffmpeg's NUT muxer ignores write errors and
+    exits with 0 after writing part of the file. On a clean exit the encoder is closed and its
+    return code checked; on an exception it is killed. The caller owns ``out_path`` (write to
+    a temporary name and rename when done).
     """
 
-    def __init__(
-        self, settings: EncodeSettings, out_path: str | Path, muxer: str = "matroska"
-    ) -> None:
+    def __init__(self, settings: EncodeSettings, out_path: str | Path, muxer: str = "nut") -> None:
         self.settings = settings
         self.out_path = Path(out_path)
-        self.command = writer_command(settings, out_path, muxer)
+        self.command = writer_command(settings, muxer)
         self.frames_written = 0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr = b""
-        self._stderr_thread: threading.Thread | None = None
+        self._stderr: StderrReader | None = None
+        self._copier: threading.Thread | None = None
+        self._write_error: OSError | None = None
+        self._stderr_text = ""
 
     def __enter__(self) -> FrameWriter:
-        cmd = [tool("ffmpeg"), *self.command[1:]]
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        self._stderr_thread = threading.Thread(target=self._drain_stderr, daemon=True)
-        self._stderr_thread.start()
+        out = self.out_path.open("wb")
+        try:
+            cmd = [tool("ffmpeg"), *self.command[1:]]
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+        except BaseException:
+            out.close()
+            raise
+        assert self._proc.stderr is not None
+        self._stderr = StderrReader(self._proc.stderr)
+        self._copier = threading.Thread(target=self._copy, args=(out,), name="copy", daemon=True)
+        self._copier.start()
         return self
 
-    def _drain_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        self._stderr = self._proc.stderr.read()
+    def _copy(self, out: IO[bytes]) -> None:
+        """Copy the encoder's stream into the file; on a write error, record it and stop the
+        encoder (it would otherwise block on its full stdout pipe)."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        source = proc.stdout.fileno()
+        try:
+            with out:
+                while chunk := os.read(source, _CHUNK):
+                    out.write(chunk)
+        except OSError as exc:
+            self._write_error = exc
+            proc.kill()
 
     def write(self, luma: np.ndarray, chroma: np.ndarray) -> None:
         """Encode frames.
@@ -308,6 +370,10 @@ class FrameWriter:
             luma: ``(n, H, W)`` Y planes (uint8, or uint16 holding 10-bit values).
             chroma: ``(n, 2, h, w)`` U and V planes of the same dtype, ``(h, w)`` being
                 :attr:`EncodeSettings.chroma_size` (half the frame's sides for 4:2:0).
+
+        Raises:
+            DiskFullError: the file could not be written for lack of space.
+            EncodeError: the encoder stopped.
         """
         s = self.settings
         if luma.ndim != 3 or luma.shape[1:] != (s.height, s.width):
@@ -327,6 +393,13 @@ class FrameWriter:
             self._fail("the encoder stopped accepting frames")
         self.frames_written += luma.shape[0]
 
+    def kill(self) -> None:
+        """Kill the encoder now, from any thread: a write in progress fails at once. For a
+        run that is stopping; the output is incomplete."""
+        proc = self._proc
+        if proc is not None:
+            proc.kill()
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -336,27 +409,42 @@ class FrameWriter:
         proc = self._proc
         if proc is None:
             return
-        self._proc = None
         if exc_type is not None:
             proc.kill()
         assert proc.stdin is not None
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         code = proc.wait()
-        if self._stderr_thread is not None:
-            self._stderr_thread.join()
-        if exc_type is None and code != 0:
-            self._proc = None
+        self._join()
+        if exc_type is None and (code != 0 or self._write_error is not None):
             self._fail(f"ffmpeg exited with code {code}")
+
+    def _join(self) -> None:
+        """Wait for the copying and stderr threads (the encoder has ended)."""
+        if self._copier is not None:
+            self._copier.join()
+        proc = self._proc
+        self._proc = None
+        if proc is not None:
+            assert proc.stdout is not None and proc.stderr is not None
+            self._stderr_text = self._stderr.text() if self._stderr is not None else ""
+            proc.stdout.close()
+            proc.stderr.close()
 
     def _fail(self, reason: str) -> None:
         proc = self._proc
         if proc is not None:
             proc.kill()
             proc.wait()
-            if self._stderr_thread is not None:
-                self._stderr_thread.join()
-        stderr = self._stderr.decode(errors="replace")
+            self._join()
+        if self._write_error is not None:
+            error = self._write_error
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise no_space(self.out_path.parent) from error
+            raise EncodeError(
+                f"{self.out_path}: cannot write ({error.strerror or error})", command=self.command
+            ) from error
+        stderr = self._stderr_text
         detail = last_line(stderr) if stderr.strip() else reason
         raise EncodeError(
             f"{self.out_path}: encoding failed ({detail})",

@@ -21,12 +21,12 @@ The only module of :mod:`deoldify_video.nets` that touches the disk or the netwo
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.client
 import logging
 import os
 import pickle
 import re
+import struct
 import time
 import urllib.error
 import urllib.parse
@@ -38,7 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import WeightsError
+from ..checksum import sha256_of
+from ..errors import ModelNotFoundError, WeightsError
 from . import registry
 from .registry import ModelSpec
 
@@ -53,6 +54,8 @@ _ATTEMPTS = 4
 _TIMEOUT_S = 60.0
 _USER_AGENT = "deoldify-video (+https://github.com/jantic/DeOldify weights)"
 _LIST_LIMIT = 8
+# File extensions of weights files, by which a --model value is known to be a path.
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".pkl", ".bin", ".ckpt", ".safetensors")
 
 
 def cache_dir() -> Path:
@@ -80,15 +83,6 @@ def installed_weights() -> list[tuple[ModelSpec, Path, int]]:
         if path.is_file():
             found.append((spec, path, path.stat().st_size))
     return found
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- reading files
@@ -126,7 +120,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 "loading it could run code from the file"
             ) from exc
         raise WeightsError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, struct.error) as exc:
+        # a legacy (non-zip) file cut short fails inside the unpickler, as any of these
         raise WeightsError(f"{path} is truncated or corrupt ({_first_line(exc)})") from exc
     return unwrap_learner_save(obj, str(path))
 
@@ -183,6 +178,12 @@ def check_structure(
         raise WeightsError(f"{source} does not fit this architecture: " + "; ".join(problems))
 
 
+def expected_bytes(spec: ModelSpec) -> int:
+    """Bytes of ``spec``'s tensors as the network holds them (float32): about the size of an
+    unpinned weights file, which stores them so."""
+    return sum(t.numel() * t.element_size() for t in expected_state(spec).values())
+
+
 @functools.cache
 def expected_state(spec: ModelSpec) -> dict[str, torch.Tensor]:
     """The keys, shapes and dtypes of ``spec``'s network, as meta tensors (no memory used)."""
@@ -195,11 +196,13 @@ def identify_weights(
 ) -> ModelSpec:
     """The registered model whose architecture fits a weights file.
 
-    Specs sharing an architecture (Video and Stable) are told apart by the file name; when the
-    name says nothing, the first registered match is taken (the network is the same).
+    Specs sharing an architecture (DeOldify's video and stable generators) are told apart by
+    the file name (``ColorizeVideo_gen`` in it); when the name says nothing the caller must say
+    which (their input sizes differ, so taking either would be a guess).
 
     Raises:
-        WeightsError: the file is unreadable or fits no registered architecture.
+        WeightsError: the file is unreadable, fits no registered architecture, or fits several
+            and its name does not tell which (the message shows ``--model NAME --weights``).
     """
     path = Path(path)
     state = read_state_dict(path) if state is None else state
@@ -214,10 +217,14 @@ def identify_weights(
     if not matches:
         known = ", ".join(spec.name for spec in specs)
         raise WeightsError(f"{path} fits none of the known architectures ({known})")
-    for spec in matches:
-        if Path(spec.weights_file).stem.lower() in path.name.lower():
-            return spec
-    return matches[0]
+    named = [m for m in matches if Path(m.weights_file).stem.lower() in path.name.lower()]
+    if len(named) == 1 or len(matches) == 1:
+        return (named or matches)[0]
+    choices = " or ".join(f"--model {spec.name} --weights {path}" for spec in matches)
+    raise WeightsError(
+        f"{path} fits {' and '.join(spec.name for spec in matches)} (one architecture, "
+        f"different input sizes) and its name does not tell which; say it: {choices}"
+    )
 
 
 # --------------------------------------------------------------------------- loading models
@@ -268,7 +275,21 @@ def _resolve(
     name_or_path: str | Path, weights: str | Path | None
 ) -> tuple[ModelSpec, Path, dict[str, torch.Tensor]]:
     name = str(name_or_path)
-    if name in registry.model_names() or name == "default" or not Path(name).is_file():
+    registered = name in registry.model_names() or name == "default"
+    if weights is not None and not registered:
+        known = ", ".join(registry.model_names())
+        raise ModelNotFoundError(
+            f"--weights {weights} goes with a model name ({known}), not with {name!r}"
+        )
+    if not registered and _looks_like_path(name):
+        path = Path(name).expanduser()
+        if path.is_dir():
+            raise WeightsError(f"{path}: is a folder, not a weights file")
+        if not path.is_file():
+            raise WeightsError(f"{path}: no such file")
+        state = read_state_dict(path)
+        return identify_weights(path, state), path, state
+    if registered or not Path(name).is_file():
         spec = registry.get_spec(name)
         if weights is not None:
             path = Path(weights)
@@ -292,6 +313,17 @@ def _resolve(
     path = Path(name)
     state = read_state_dict(path)
     return identify_weights(path, state), path, state
+
+
+def _looks_like_path(name: str) -> bool:
+    """A ``--model`` value that names a file rather than a model: it has a folder part, starts
+    with ``~`` or ends like a weights file."""
+    return (
+        "/" in name
+        or os.sep in name
+        or name.startswith("~")
+        or Path(name).suffix.lower() in WEIGHTS_SUFFIXES
+    )
 
 
 def _materialise(spec: ModelSpec, state: dict[str, torch.Tensor]) -> nn.Module:
@@ -318,6 +350,10 @@ class _Interrupted(Exception):
     """The connection ended before the whole file arrived; the .part file can be resumed."""
 
 
+class _Unreachable(Exception):
+    """The server could not be reached at all (no network, unknown host, refused)."""
+
+
 def download_weights(
     spec: ModelSpec, progress: ProgressCallback | None = None, url: str | None = None
 ) -> Path:
@@ -334,12 +370,19 @@ def download_weights(
         url: fetch from here instead of ``spec.url``: a mirror, or the path (or ``file://``
             URL) of a copy the user already holds, which is copied into the cache.
 
+    A shipped model's weights are already in place: their path is returned.
+
     Raises:
-        WeightsError: no URL, HTTP error, repeated interruptions, or a bad file.
+        WeightsError: a ``url`` for a shipped model, an unreachable host (the message says
+            how to place the file by hand), an HTTP error, repeated interruptions, or a bad
+            file.
     """
+    if spec.shipped:
+        if url is not None:
+            raise WeightsError(f"model {spec.name!r} ships with the package; nothing to fetch")
+        logger.info("%s ships with the package: %s", spec.name, weights_location(spec))
+        return weights_location(spec)
     source = url or spec.url
-    if not source:
-        raise WeightsError(f"model {spec.name!r} ships with the package; there is nothing to fetch")
     dest = cache_dir() / spec.weights_file
     if dest.is_file():
         logger.info("%s is already downloaded: %s", spec.name, dest)
@@ -350,7 +393,14 @@ def download_weights(
     if local is not None:
         _copy_local(local, part, progress)
     else:
-        _fetch_with_retries(source, part, spec.size_bytes or None, progress)
+        try:
+            _fetch_with_retries(source, part, spec.size_bytes or None, progress)
+        except _Unreachable as exc:
+            host = urllib.parse.urlsplit(source).hostname or source
+            raise WeightsError(
+                f"cannot reach {host}: no network? ({exc}). Download {source} by hand and put "
+                f"it at {dest}, or give it as --model {spec.name} --weights FILE"
+            ) from exc
     try:
         _verify_download(spec, part)
     except WeightsError as exc:
@@ -417,7 +467,8 @@ def _fetch(
             return
         raise WeightsError(f"download of {source} failed: HTTP {exc.code} {exc.reason}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise WeightsError(f"cannot download {source}: {_first_line(exc)}") from exc
+        raise _Unreachable(_os_reason(exc)) from exc
+
     with response:
         if response.headers.get_content_type() == "text/html":
             part.unlink(missing_ok=True)
@@ -489,6 +540,15 @@ def _names(items: list[str]) -> str:
     shown = ", ".join(items[:_LIST_LIMIT])
     more = len(items) - _LIST_LIMIT
     return f"{shown}, ... ({more} more)" if more > 0 else shown
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for a network failure ("Connection refused"), else the
+    error's first line (urllib wraps them as ``<urlopen error [Errno 111] ...>``)."""
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, OSError) and reason.strerror:
+        return str(reason.strerror)
+    return _first_line(reason) if isinstance(reason, BaseException) else str(reason)
 
 
 def _first_line(exc: BaseException) -> str:

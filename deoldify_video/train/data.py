@@ -4,7 +4,8 @@ Each sample is a random resized crop of a photo, flipped at random, sometimes wi
 objects (RGBA images with transparency, such as clip-art stamps) pasted onto it. The network
 input is the crop's luminance degraded like old film (faded contrast, blur, vignetting,
 brightness flicker, grain, dust and scratches, compression artefacts); the target is the
-crop's true colour.
+crop's true colour. Photos may be named by a photo set manifest (``photoset``), and no copy
+of a test-domain image is ever accepted for training.
 """
 
 from __future__ import annotations
@@ -20,28 +21,46 @@ import torch
 
 from ..color import rgb_to_ycbcr
 from ..errors import UsageError
+from .photoset import manifest_photos, refuse_test_domain
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
-def list_images(source: Path, root: Path | None = None) -> list[Path]:
+def list_images(
+    source: Path,
+    root: Path | None = None,
+    splits: Sequence[str] = ("train",),
+    sources: Sequence[str] = (),
+) -> list[Path]:
     """The image files named by ``source``.
 
     Args:
-        source: a folder (searched recursively for images) or a ``.txt`` file with one image
-            path a line.
-        root: the folder that a list file's relative paths start from (default: the list
-            file's own folder).
+        source: a folder (searched recursively for images), a ``.txt`` file with one image
+            path a line, a photo set manifest (``.csv``, see ``photoset``), or one image.
+        root: the folder that a list file's or manifest's relative paths start from (default:
+            the file's own folder).
+        splits: the manifest splits to take (``train``, ``val-source``, ``test-domain``).
+        sources: the manifest sources to take (default: all of the splits').
 
     Raises:
-        UsageError: ``source`` does not exist or holds no image.
+        UsageError: ``source`` does not exist, holds no image, or is a file that is neither
+            an image nor a text list.
     """
+    if source.suffix.lower() == ".csv":
+        return [path for path, _ in manifest_photos(source, root, splits, sources)]
     if source.is_dir():
         paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        paths = [source]
     elif source.is_file():
-        lines = source.read_text().splitlines()
+        try:
+            lines = source.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise UsageError(
+                f"{source}: neither a photo ({', '.join(IMAGE_SUFFIXES)}) nor a text list of photos"
+            ) from None
         base = source.parent if root is None else root
         paths = [base / line.strip() for line in lines if line.strip()]
     else:
@@ -201,6 +220,9 @@ def degrade_luma(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ColorizationData:
     """Photos (and optional cut-outs) held in memory, turned into random training samples.
 
+    Every image is checked against the test domain (``photoset.refuse_test_domain``): a copy
+    of a test-domain image, under any name and in any folder, stops the loading.
+
     Args:
         photos: colour images used whole (random crops).
         stamps: RGBA cut-outs pasted onto crops; an image with transparent pixels among
@@ -224,6 +246,7 @@ class ColorizationData:
         self.stamps: list[tuple[np.ndarray, np.ndarray]] = []
         for path in [*photos, *stamps]:
             rgb, alpha = load_image(path, max_side)
+            refuse_test_domain(path, rgb)
             if alpha is None:
                 self.photos.append(rgb)
             else:

@@ -39,6 +39,7 @@ class ImageScores:
         ciede2000, psnr, colorfulness: of the colorized photo against the truth.
         grey_ciede2000, grey_psnr: of the grey baseline against the truth.
         truth_colorfulness: colorfulness of the original photo.
+        source: where the photo comes from (a photo set manifest's source), or "".
     """
 
     name: str
@@ -48,6 +49,7 @@ class ImageScores:
     grey_ciede2000: float
     grey_psnr: float
     truth_colorfulness: float
+    source: str = ""
 
 
 _MEAN_FIELDS = (
@@ -74,19 +76,32 @@ class EvalReport:
         default=(), repr=False
     )
 
-    def mean(self) -> dict[str, float]:
-        """Mean of every score over the photos (keys as in :class:`ImageScores`)."""
-        return {key: float(np.mean([getattr(s, key) for s in self.images])) for key in _MEAN_FIELDS}
+    def mean(self, source: str | None = None) -> dict[str, float]:
+        """Mean of every score over the photos (keys as in :class:`ImageScores`), or over the
+        photos of one ``source``."""
+        images = [s for s in self.images if source is None or s.source == source]
+        return {key: float(np.mean([getattr(s, key) for s in images])) for key in _MEAN_FIELDS}
 
     def to_dict(self) -> dict[str, object]:
-        """A JSON-ready summary: the means, the colorfulness ratio and every photo's scores."""
+        """A JSON-ready summary: the means, the colorfulness ratio, the means of each source
+        (when the photos have one) and every photo's scores."""
         mean = self.mean()
-        return {
+        summary: dict[str, object] = {
             "count": len(self.images),
             "mean": mean,
             "colorfulness_ratio": mean["colorfulness"] / max(mean["truth_colorfulness"], 1e-9),
-            "images": [vars(s) for s in self.images],
         }
+        sources = sorted({s.source for s in self.images if s.source})
+        if sources:
+            summary["by_source"] = {
+                name: {
+                    "count": sum(s.source == name for s in self.images),
+                    "mean": self.mean(name),
+                }
+                for name in sources
+            }
+        summary["images"] = [vars(s) for s in self.images]
+        return summary
 
 
 def _thumb(rgb: np.ndarray) -> np.ndarray:
@@ -103,6 +118,7 @@ def evaluate_images(
     device: str | torch.device = "cpu",
     render_factor: int | None = None,
     max_side: int | None = None,
+    sources: Sequence[str] | None = None,
 ) -> EvalReport:
     """Colorize the greyscale of colour photos and score them against the originals.
 
@@ -113,6 +129,7 @@ def evaluate_images(
         device: where the network runs.
         render_factor: render size in units of 16 px (default: the policy's).
         max_side: downscale the photos to this long side first (None: full size).
+        sources: where each photo comes from (reported per source), one per photo.
 
     Returns:
         The scores and ``(grey, ours, truth)`` thumbnails of every photo.
@@ -120,10 +137,12 @@ def evaluate_images(
     paths = list_images(images) if isinstance(images, Path) else list(images)
     if not paths:
         raise UsageError("no images to evaluate")
+    if sources is not None and len(sources) != len(paths):
+        raise ValueError(f"{len(sources)} sources given for {len(paths)} photos")
     colorizer = Colorizer(model, spec, device, render_factor, batch_size=1)
     scores: list[ImageScores] = []
     thumbs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for path in paths:
+    for i, path in enumerate(paths):
         truth, _ = load_image(path, max_side)
         ours = colorize_float(truth, colorizer)
         luma = rgb_to_ycbcr(torch.from_numpy(np.ascontiguousarray(truth.transpose(2, 0, 1))))[0]
@@ -137,6 +156,7 @@ def evaluate_images(
                 grey_ciede2000=mean_ciede2000_rgb(grey, truth),
                 grey_psnr=psnr(grey, truth),
                 truth_colorfulness=colorfulness(truth),
+                source=sources[i] if sources is not None else "",
             )
         )
         thumbs.append((_thumb(grey), _thumb(ours), _thumb(truth)))

@@ -36,8 +36,9 @@ from ..errors import DeoldifyError, UsageError
 from ..nets.lite import Encoder, LiteColorizer, lite
 from ..nets.registry import get_spec
 from ..types import ProgressEvent
-from .data import ColorizationData, Sample, list_images
+from .data import ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
+from .photoset import refuse_test_domain
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ class TrainConfig:
     """What to train and for how long.
 
     Attributes:
-        data: training photos: a folder or a ``.txt`` list (relative to ``data_root``).
+        data: training photos: a folder, a ``.txt`` list (relative to ``data_root``) or a
+            photo set manifest ``.csv`` (its ``train`` split; paths relative to ``data_root``).
         out: the weights file to write (a plain fp16 state dict).
         phase: ``"gen"``, ``"critic"``, ``"gan"`` or ``"all"``.
         steps: step budget of each phase run (None: no step limit).
@@ -59,10 +61,12 @@ class TrainConfig:
         batch_size: crops per step.
         resume: continue each phase from its checkpoint in ``work_dir``.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-        data_root: folder that a list file's paths are relative to (default: its folder).
+        data_root: folder that a list file's or manifest's paths are relative to (default:
+            its folder).
         extra: more image folders or lists (RGBA cut-outs are pasted onto crops).
-        val: validation photos (folder or list, relative to ``data_root``) used to choose the
-            snapshot to ship; None ships the last generator.
+        val: validation photos (folder, list or manifest, whose ``val-source`` split is
+            taken; relative to ``data_root``) used to choose the snapshot to ship; None ships
+            the last generator. Test-domain photos are refused here as in ``data``.
         work_dir: checkpoints, snapshots and logs (default: ``<out>.train/`` beside ``out``).
         threads: torch CPU threads (None: torch's default).
         checkpoint_minutes: checkpoint (and score a snapshot) this often (GAN: 3x as often).
@@ -311,7 +315,11 @@ class _Run:
         photos = list_images(config.data, config.data_root)
         stamps = [p for source in config.extra for p in list_images(source)]
         self.data = ColorizationData(photos, stamps, seed=config.seed)
-        self.val = list_images(config.val, config.data_root) if config.val else []
+        self.val = (
+            list_images(config.val, config.data_root, splits=("val-source",)) if config.val else []
+        )
+        for path in self.val:  # a test-domain photo must not choose the checkpoint either
+            refuse_test_domain(path, load_image(path, config.val_max_side)[0])
         self.log_path = self.dir / "log.jsonl"
         self.history_path = self.dir / "history.jsonl"
         self._perceptual: PerceptualLoss | None = None

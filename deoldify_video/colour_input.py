@@ -1,0 +1,85 @@
+"""Refuse colour inputs: colorizing a colour film or photo throws its own colours away.
+
+A video is judged on a few frames spread over its length, each reached by seeking (a handful
+of short ffmpeg runs, whatever the film's length); a photo on itself. Tinted and toned
+black-and-white counts as black-and-white (see :mod:`deoldify_video.monochrome`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DecodeError, UsageError
+from .media.reader import FrameReader
+from .monochrome import is_colour
+from .types import VideoInfo
+
+log = logging.getLogger(__name__)
+
+SAMPLED_FRAMES = 5
+
+
+def sample_times(info: VideoInfo, count: int = SAMPLED_FRAMES) -> list[float]:
+    """Seek positions, in seconds from the start of the file, of ``count`` frames in the
+    middles of ``count`` equal parts of the video (10 %, 30 %, ... 90 % for 5); empty when the
+    video is too short or its duration unknown (then its first frames are read instead)."""
+    if info.duration <= 0 or info.frame_count < 2 * count:
+        return []
+    start = info.start_time - info.format_start_time
+    return [start + info.duration * (i + 0.5) / count for i in range(count)]
+
+
+def sample_frames(info: VideoInfo, count: int = SAMPLED_FRAMES) -> list[np.ndarray]:
+    """Up to ``count`` frames of a video as ``(H, W, 3)`` uint8 RGB, spread over its length.
+
+    A frame that cannot be decoded is left out (the colorization itself reports a damaged
+    file); fewer frames come back then.
+    """
+    times = sample_times(info, count)
+    if not times:
+        with FrameReader(info, None, min(count, info.frame_count), rgb=True) as reader:
+            try:
+                return [frame for batch in reader.batches(count) for frame in batch]
+            except DecodeError as exc:
+                log.debug("%s: frames for the colour check: %s", info.path, exc)
+                return []
+    frames: list[np.ndarray] = []
+    for time in times:
+        try:
+            with FrameReader(info, time, 1, rgb=True) as reader:
+                frames.extend(next(reader.batches(1), []))
+        except DecodeError as exc:
+            log.debug("%s: no frame at %.3f s for the colour check: %s", info.path, time, exc)
+    return frames
+
+
+def check_video(info: VideoInfo) -> None:
+    """Refuse a colour video: one whose sampled frames are colour at least half the time.
+
+    Raises:
+        UsageError: the video is in colour (the message names ``--recolor``).
+    """
+    frames = sample_frames(info)
+    coloured = sum(is_colour(frame) for frame in frames)
+    log.info("%s: %d of %d sampled frames in colour", info.path, coloured, len(frames))
+    if frames and 2 * coloured >= len(frames):
+        raise UsageError(
+            f"{info.path}: a colour video ({coloured} of {len(frames)} sampled frames are in "
+            "colour); colorizing would replace its colours. Pass --recolor to do it anyway"
+        )
+
+
+def check_photo(path: str | Path, rgb: np.ndarray) -> None:
+    """Refuse a colour photo (``rgb``: ``(H, W, 3)`` uint8, as read from ``path``).
+
+    Raises:
+        UsageError: the photo is in colour (the message names ``--recolor``).
+    """
+    if is_colour(rgb):
+        raise UsageError(
+            f"{path}: a colour photo; colorizing would replace its colours. Pass --recolor "
+            "to do it anyway"
+        )
