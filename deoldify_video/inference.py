@@ -276,7 +276,7 @@ class Colorizer:
 
         Args:
             planes: ``(N, H, W)`` uint8, or uint16 holding ``bit_depth``-bit values.
-            bit_depth: 8 or 10.
+            bit_depth: 8, 10, 12 or 16.
             full_range: the planes use the "pc" range.
 
         Returns:
