@@ -247,7 +247,7 @@ def clip_command(profile: Profile, out: Path) -> list[str]:
     return ["ffmpeg", "-nostdin", "-v", "error", "-y",
             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={profile.fps}",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-            "-t", str(profile.seconds), "-vf", "format=gray,noise=alls=8:allf=t,format=yuv420p",
+            "-t", str(profile.seconds), "-vf", "format=gray,noise=c0s=8:c0f=t,format=yuv420p",
             "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-c:a", "aac", "-shortest",
             str(out)]  # fmt: skip
 
@@ -615,13 +615,14 @@ def part_ceiling(ctx: Context) -> dict[str, Any]:
 def ffmpeg_alone_command(clip: Path, out: Path) -> list[str]:
     """One ffmpeg that decodes ``clip`` and encodes it exactly as the pipeline's encoder does
     (the encoder's command with the clip in place of the raw frames on stdin)."""
-    command = writer_command(encode_settings(probe(clip)), out)
+    command = writer_command(encode_settings(probe(clip)), "nut")
     raw_input = command.index("-f")
-    return [*command[:raw_input], "-i", str(clip), *command[command.index("pipe:0") + 1 :]]
+    encode = command[command.index("pipe:0") + 1 : -1]  # the encoder writes to stdout: a file
+    return [*command[:raw_input], "-i", str(clip), *encode, str(out)]
 
 
 def ffmpeg_alone(clip: Path, folder: Path) -> dict[str, float]:
-    out = folder / "ffmpeg_alone.mkv"
+    out = folder / "ffmpeg_alone.nut"
     frames = probe(clip).frame_count
     cpu, start = cpu_seconds(), time.perf_counter()
     subprocess.run(ffmpeg_alone_command(clip, out), check=True)
