@@ -521,14 +521,14 @@ class _Colored:
 
     Attributes:
         luma_planes: ``(n, H, W)`` the source's Y planes (uint8, or uint16 holding 10 bits).
-        luma_small: ``(n, h, w)`` float32 luminance at the model's size, in [0, 1].
+        luma_small: ``(n, 1, h, w)`` float32 luminance at the model's size, in [0, 1].
         chroma: ``(n, 2, h, w)`` the model's chroma at the same size.
         skip: how many leading frames are warm-up (smoothed, not encoded).
     """
 
     luma_planes: np.ndarray
-    luma_small: np.ndarray
-    chroma: np.ndarray
+    luma_small: torch.Tensor
+    chroma: torch.Tensor
     skip: int
 
 

@@ -4,6 +4,10 @@ Every command is an argument list built by a pure function elsewhere in :mod:`me
 module finds the executables, runs them with the return code checked, reads their stderr
 while they run, and holds the one rule for writing a file path into a command
 (:func:`path_arg`).
+
+Every tool runs in a session of its own, so a Ctrl-C (or a SIGTERM to the process group) in
+the terminal reaches this process alone, which then stops its tools: an interrupted run always
+ends as an interrupt, never as the decoding error of a tool that the signal ended first.
 """
 
 from __future__ import annotations
@@ -73,15 +77,17 @@ def run(
     """Run ``cmd`` to completion, raising ``error`` (with command and stderr) on failure.
 
     ``cmd[0]`` is a tool name; it is resolved with :func:`tool`. Return codes in ``ok_codes``
-    count as success (mkvmerge returns 1 for mere warnings). ``stdin`` is fed to the tool.
+    count as success (mkvmerge returns 1 for mere warnings). ``stdin`` is fed to the tool
+    (without it, the tool reads an empty input).
 
     Raises:
         DiskFullError: the command failed for lack of disk space while writing ``writes``.
     """
     full = [tool(cmd[0]), *cmd[1:]]
     log.debug("running %s", subprocess.list2cmdline(full))
-    feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
-    proc = subprocess.run(full, capture_output=True, check=False, **feed)  # type: ignore[call-overload]
+    proc = subprocess.run(
+        full, input=stdin or b"", capture_output=True, check=False, start_new_session=True
+    )
     if proc.returncode not in ok_codes:
         stderr = proc.stderr.decode(errors="replace")
         text = stderr or proc.stdout.decode(errors="replace")

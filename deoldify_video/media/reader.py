@@ -146,7 +146,11 @@ class FrameReader:
     def __enter__(self) -> FrameReader:
         cmd = [tool("ffmpeg"), *self.command[1:]]
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # see media.ffmpeg: Ctrl-C reaches this process alone
         )
         assert self._proc.stderr is not None
         self._stderr = StderrReader(self._proc.stderr, self._note_error)

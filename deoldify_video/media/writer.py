@@ -338,7 +338,11 @@ class FrameWriter:
         try:
             cmd = [tool("ffmpeg"), *self.command[1:]]
             self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # see media.ffmpeg: Ctrl-C reaches this process alone
             )
         except BaseException:
             out.close()
