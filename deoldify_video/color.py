@@ -94,12 +94,23 @@ def plane_levels(bit_depth: int, full_range: bool) -> tuple[float, float, float]
     return 16.0 * scale, 235.0 * scale, 112.0 * scale
 
 
-def luma_to_unit(plane: np.ndarray, bit_depth: int, full_range: bool) -> torch.Tensor:
-    """Integer Y planes ``(N, H, W)`` -> float luma ``(N, 1, H, W)`` in ``[0, 1]``."""
+def luma_to_unit(
+    plane: np.ndarray | torch.Tensor, bit_depth: int, full_range: bool
+) -> torch.Tensor:
+    """Integer Y planes ``(N, H, W)`` -> float32 luma ``(N, 1, H, W)`` in ``[0, 1]``.
+
+    ``plane`` is a numpy array (the result is on the CPU) or an integer tensor on any device
+    (the result is on that device); both give the same values.
+    """
     if plane.ndim != 3:
-        raise ValueError(f"expected Y planes of shape (N, H, W), got {plane.shape}")
+        raise ValueError(f"expected Y planes of shape (N, H, W), got {tuple(plane.shape)}")
     black, white, _ = plane_levels(bit_depth, full_range)
-    y = torch.from_numpy(plane.astype(np.float32, copy=False))
+    if isinstance(plane, torch.Tensor):
+        y = plane.to(torch.float32)
+        if plane.dtype == torch.int16:  # uint16 samples carried as int16: the same bits
+            y = torch.where(y < 0, y + 65536.0, y)
+    else:
+        y = torch.from_numpy(plane.astype(np.float32, copy=False))
     return ((y - black) / (white - black)).clamp_(0.0, 1.0).unsqueeze(1)
 
 
@@ -116,7 +127,8 @@ def chroma_to_planes(
         full_range: "pc" range when True, "tv" range otherwise.
 
     Returns:
-        ``(N, 2, height, width)`` uint8 or uint16 array; bilinear resampling.
+        ``(N, 2, height, width)`` uint8 or uint16 array on the CPU; bilinear resampling,
+        computed on ``chroma``'s device, which sends back only the integer planes.
     """
     _check_channels(chroma, 2, "chroma")
     height, width = size
@@ -125,9 +137,10 @@ def chroma_to_planes(
     _, _, half_span = plane_levels(bit_depth, full_range)
     mid = float(1 << (bit_depth - 1))
     top = float((1 << bit_depth) - 1)
-    planes = (chroma * (2.0 * half_span) + mid).round_().clamp_(0.0, top)
-    dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    return planes.to(torch.float32).cpu().numpy().astype(dtype)
+    planes = (chroma.float() * (2.0 * half_span) + mid).round_().clamp_(0.0, top)
+    if bit_depth <= 8:
+        return planes.to(torch.uint8).cpu().numpy()
+    return planes.to(torch.int32).cpu().numpy().astype(np.uint16)
 
 
 def _check_channels(t: torch.Tensor, channels: int, name: str) -> None:

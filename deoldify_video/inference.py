@@ -3,6 +3,11 @@
 The :class:`Colorizer` hides each model family's input policy (see
 :class:`~deoldify_video.nets.registry.InputPolicy`): the caller gives luminance at any size
 and gets BT.601 chroma at the model's render size, ready to be upsampled to the frame.
+
+On a GPU the work stays there: :meth:`Colorizer.colorize_planes` sends the decoder's integer
+planes through pinned memory with a non-blocking copy, and converts, resizes and normalises
+them on the device; its results stay on the device for the chroma upsampling
+(:func:`~deoldify_video.color.chroma_to_planes`), so that only integer planes cross the bus.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color import rgb_to_ycbcr
+from .color import luma_to_unit, rgb_to_ycbcr
 from .errors import InferenceError, UsageError
 from .nets.registry import InputPolicy, ModelSpec
 from .nets.weights import load_network
@@ -22,6 +28,8 @@ from .nets.weights import load_network
 log = logging.getLogger(__name__)
 
 MAX_RENDER_FACTOR = 100
+# Arithmetic the network can run in: float32, or float16 / bfloat16 under torch.autocast.
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 # A model input more than this many times the picture's size gains no detail, only cost.
 MAX_UPSCALE = 2.0
 
@@ -112,6 +120,8 @@ class Colorizer:
         render_factor: model input size in units of ``policy.render_base`` px; None for the
             model's default.
         batch_size: frames per forward pass; halved automatically on out-of-memory.
+        precision: ``"fp32"``, or ``"fp16"`` / ``"bf16"`` autocast; None for fp16 on CUDA and
+            fp32 elsewhere.
     """
 
     def __init__(
@@ -121,6 +131,7 @@ class Colorizer:
         device: torch.device | str = "cpu",
         render_factor: int | None = None,
         batch_size: int = 8,
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise UsageError(f"batch size must be at least 1, got {batch_size}")
@@ -130,8 +141,11 @@ class Colorizer:
         self.render_factor = render_factor or self.policy.default_render_factor
         check_render_factor(self.render_factor)
         self.batch_size = batch_size
+        self.precision = precision or ("fp16" if self.device.type == "cuda" else "fp32")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r} (use {', '.join(PRECISIONS)})")
         self.model = model.to(self.device).eval()
-        if self.device.type == "cpu":
+        if self._channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         channels = len(self.policy.mean)
         self._mean = torch.tensor(self.policy.mean, device=self.device).view(1, channels, 1, 1)
@@ -152,7 +166,6 @@ class Colorizer:
         kwargs = {} if mode == "area" else {"align_corners": False}
         return F.interpolate(luma, size=size, mode=mode, **kwargs).clamp_(0.0, 1.0)
 
-    @torch.inference_mode()
     def predict(self, luma: torch.Tensor) -> torch.Tensor:
         """Chroma for luminance already at render size.
 
@@ -165,6 +178,11 @@ class Colorizer:
         Raises:
             InferenceError: the model fails, or runs out of memory even with one frame.
         """
+        return self.predict_on_device(luma).cpu()
+
+    @torch.inference_mode()
+    def predict_on_device(self, luma: torch.Tensor) -> torch.Tensor:
+        """:meth:`predict`, with the chroma left on the model's device."""
         if luma.ndim != 4 or luma.shape[1] != 1:
             raise ValueError(f"luma must have shape (N, 1, h, w), got {tuple(luma.shape)}")
         outputs = []
@@ -173,34 +191,49 @@ class Colorizer:
             chunk = luma[start : start + self.batch_size]
             try:
                 outputs.append(self._forward(chunk))
+                start += chunk.shape[0]
+                continue
             except (torch.cuda.OutOfMemoryError, RuntimeError) as exc:
                 if not _is_out_of_memory(exc):
                     raise
-                self._shrink_batch(exc)
-                continue
-            start += chunk.shape[0]
+                if self.batch_size == 1:
+                    raise InferenceError(
+                        f"out of memory on {self.device} even with one frame at render factor "
+                        f"{self.render_factor}; lower --render-factor or use --device cpu"
+                    ) from exc
+            # Out of the except block, the failed pass's traceback (and the activations its
+            # frames hold) is gone, so the memory can be handed back before the retry.
+            self._halve_batch()
         return torch.cat(outputs)
 
-    def _shrink_batch(self, exc: BaseException) -> None:
+    def _halve_batch(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-        if self.batch_size == 1:
-            raise InferenceError(
-                f"out of memory on {self.device} even with one frame at render factor "
-                f"{self.render_factor}; lower --render-factor or use --device cpu"
-            ) from exc
         self.batch_size //= 2
         log.warning("out of memory on %s: batch size lowered to %d", self.device, self.batch_size)
 
     @torch.inference_mode()
     def run_network(self, x: torch.Tensor) -> torch.Tensor:
-        """The bare network on an already normalised input (on the device, mixed precision on
-        CUDA); returns float32 on the device."""
+        """The bare network on an already normalised input (on the device, in the colorizer's
+        precision); returns float32 on the device.
+
+        A mixed-precision pass that overflows (an infinite or NaN output, which would become a
+        wrong frame) is run again in float32, with a warning.
+        """
         x = x.to(self.device, torch.float32)
-        if self.device.type == "cpu":
+        if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self.model(x).float()
+            out = self.model(x).float()
+        if self.precision != "fp32" and not bool(torch.isfinite(out).all()):
+            log.warning(
+                "model %r overflowed in %s on a batch of %d: redone in fp32",
+                self.spec.name,
+                self.precision,
+                x.shape[0],
+            )
+            out = self.model(x).float()
+        return out
 
     def _forward(self, luma: torch.Tensor) -> torch.Tensor:
         x = luma.to(self.device, torch.float32)
@@ -217,18 +250,59 @@ class Colorizer:
                 f"model {self.spec.name!r} returned {tuple(chroma.shape)} for input "
                 f"{tuple(luma.shape)}: output size must equal input size"
             )
-        return chroma.cpu()
+        return chroma
+
+    @property
+    def _channels_last(self) -> bool:
+        """NHWC convolutions: faster on the CPU and on CUDA's tensor cores."""
+        return self.device.type in ("cpu", "cuda")
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def colorize(self, luma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-size luminance ``(N, 1, H, W)`` in ``[0, 1]`` -> (render-size luminance
-        ``(N, 1, h, w)``, chroma ``(N, 2, h, w)``)."""
+        ``(N, 1, h, w)``, chroma ``(N, 2, h, w)`` on the CPU)."""
         small = self.to_render_size(luma)
         return small, self.predict(small)
+
+    def colorize_planes(
+        self, planes: np.ndarray, bit_depth: int, full_range: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder's Y planes -> (render-size luminance, chroma), both on the model's device.
+
+        Args:
+            planes: ``(N, H, W)`` uint8, or uint16 holding ``bit_depth``-bit values.
+            bit_depth: 8, 10, 12 or 16.
+            full_range: the planes use the "pc" range.
+
+        Returns:
+            ``(N, 1, h, w)`` luminance in ``[0, 1]`` and ``(N, 2, h, w)`` BT.601 chroma in
+            ``[-0.5, 0.5]``, float32. On the CPU the same values as :meth:`colorize` of
+            :func:`~deoldify_video.color.luma_to_unit`.
+        """
+        source = planes if self.device.type == "cpu" else self._upload(planes)
+        small = self.to_render_size(luma_to_unit(source, bit_depth, full_range))
+        return small, self.predict_on_device(small)
+
+    def _upload(self, planes: np.ndarray) -> torch.Tensor:
+        """Integer planes to the device: through pinned memory and a non-blocking copy on CUDA.
+
+        16-bit samples travel as int16 (the same bits; :func:`luma_to_unit` reads them back
+        as unsigned).
+        """
+        array = planes.view(np.int16) if planes.dtype == np.uint16 else planes
+        pinned = self.device.type == "cuda"
+        host = torch.empty(array.shape, dtype=_TORCH_INTS[array.dtype], pin_memory=pinned)
+        host.numpy()[...] = array
+        # The caching host allocator keeps the pinned block until the copy has completed.
+        return host.to(self.device, non_blocking=pinned)
+
+
+_TORCH_INTS = {np.dtype(np.uint8): torch.uint8, np.dtype(np.int16): torch.int16}
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -241,9 +315,11 @@ def load_colorizer(
     render_factor: int | None = None,
     batch_size: int = 8,
     weights: str | None = None,
+    precision: str | None = None,
 ) -> Colorizer:
     """A ready :class:`Colorizer` for a registry name (``"default"`` = the shipped model) or a
-    weights file, whose architecture is recognised from its keys.
+    weights file, whose architecture is recognised from its keys (``precision``: see
+    :class:`Colorizer`).
 
     Args:
         weights: a weights file for the registry name ``model``, instead of its own.
@@ -255,4 +331,4 @@ def load_colorizer(
         check_render_factor(render_factor)
     target = resolve_device(device)
     spec, network = load_network(model, weights, device=target)
-    return Colorizer(network, spec, target, render_factor, batch_size)
+    return Colorizer(network, spec, target, render_factor, batch_size, precision)

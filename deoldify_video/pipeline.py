@@ -607,8 +607,9 @@ class SegmentRender:
 
     def colorize(self, luma_planes: np.ndarray) -> _Colored:
         """The model's chroma for one batch."""
-        luma = color.luma_to_unit(luma_planes, self.depth, self.full_range)
-        luma_small, chroma = self.colorizer.colorize(luma)
+        luma_small, chroma = self.colorizer.colorize_planes(
+            luma_planes, self.depth, self.full_range
+        )
         n = luma_planes.shape[0]
         skip = min(n, max(0, self.work.segment.start - self.next_index))
         self.next_index += n
@@ -775,6 +776,7 @@ class _WorkerSetup:
     device: torch.device
     render_factor: int
     batch_size: int
+    precision: str
     threads: int
     context: SegmentContext
     parent: int
@@ -802,7 +804,7 @@ def _colorize_in_workers(
     for device in _worker_devices(colorizer.device, workers):
         setup = _WorkerSetup(
             colorizer.spec, state, device, colorizer.render_factor, colorizer.batch_size,
-            threads, context, os.getpid(),
+            colorizer.precision, threads, context, os.getpid(),
         )  # fmt: skip
         processes.append(mp.Process(target=_worker_main, args=(setup, tasks, results)))
     for process in processes:
@@ -863,8 +865,9 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
         model = setup.spec.builder()
         model.load_state_dict(setup.state)
         colorizer = Colorizer(
-            model, setup.spec, setup.device, setup.render_factor, setup.batch_size
-        )
+            model, setup.spec, setup.device, setup.render_factor, setup.batch_size,
+            setup.precision,
+        )  # fmt: skip
 
         def on_frames(count: int) -> None:
             if os.getppid() != setup.parent:

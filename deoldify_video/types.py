@@ -115,7 +115,8 @@ class RenderConfig:
             for the model's default.
         batch_size: frames per model call (halved automatically on out-of-memory).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
-        codec: ``"libx264"``, ``"libx265"``, ``"ffv1"`` or ``"prores"``.
+        codec: ``"libx264"``, ``"libx265"``, ``"ffv1"``, ``"prores"``, or NVIDIA's
+            ``"h264_nvenc"`` / ``"hevc_nvenc"``.
         crf: constant rate factor for libx264/libx265 (0-51); None for their default (17).
             Refused with the other codecs.
         preset: libx264/libx265 speed preset (``"ultrafast"`` ... ``"veryslow"``); None for

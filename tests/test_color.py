@@ -80,3 +80,10 @@ def test_bad_shapes_are_refused():
         color.luma_to_unit(np.zeros((4, 4), np.uint8), 8, False)
     with pytest.raises(ValueError, match="Y, U, V planes"):
         color.planes_to_rgb(np.zeros((1, 2, 4, 4), np.uint8), 8, True)
+
+
+def test_luma_to_unit_reads_16_bit_samples_carried_as_int16():
+    """The device path uploads uint16 planes as int16 (the same bits)."""
+    planes = np.array([[[0, 32768, 65535]]], np.uint16)
+    carried = torch.from_numpy(planes.view(np.int16))
+    assert torch.equal(color.luma_to_unit(carried, 16, True), color.luma_to_unit(planes, 16, True))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from deoldify_video.color import luma_to_unit
 from deoldify_video.errors import InferenceError, UsageError
 from deoldify_video.inference import Colorizer, render_size, resolve_device
 from deoldify_video.nets.registry import InputPolicy, ModelSpec
@@ -112,3 +114,45 @@ def test_deoldify_policy_turns_rgb_output_into_chroma():
     _, chroma = colorizer.colorize(torch.rand(2, 1, 48, 64))
     assert chroma.shape == (2, 2, 32, 32)
     assert chroma.abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("dtype", "depth", "full"), [(np.uint8, 8, False), (np.uint16, 10, True)])
+def test_colorize_planes_on_the_cpu_equals_colorize_of_the_float_luma(dtype, depth, full):
+    planes = np.random.default_rng(0).integers(0, 1 << depth, (3, 120, 160)).astype(dtype)
+    colorizer = Colorizer(ChromaFromLuma(), spec(LUMA_CHROMA), render_factor=2)
+    small, chroma = colorizer.colorize_planes(planes, depth, full)
+    reference_small, reference = colorizer.colorize(luma_to_unit(planes, depth, full))
+    assert torch.equal(small, reference_small) and torch.equal(chroma, reference)
+    assert small.device.type == chroma.device.type == "cpu"
+
+
+def test_luma_to_unit_takes_integer_tensors_too():
+    planes = np.random.default_rng(1).integers(0, 1024, (2, 9, 7)).astype(np.uint16)
+    tensor = torch.from_numpy(planes.view(np.int16).copy())
+    assert torch.equal(luma_to_unit(tensor, 10, False), luma_to_unit(planes, 10, False))
+
+
+def test_precision_is_fp32_on_the_cpu_unless_asked():
+    luma = torch.rand(2, 1, 32, 32)
+    network = nn.Conv2d(1, 2, 3, padding=1)
+    exact = Colorizer(network, spec(LUMA_CHROMA))
+    assert exact.precision == "fp32"
+    half = Colorizer(network, spec(LUMA_CHROMA), precision="bf16")
+    fp32, bf16 = exact.predict(luma), half.predict(luma)
+    assert not torch.equal(fp32, bf16)  # bfloat16 keeps 8 bits of mantissa
+    assert torch.allclose(fp32, bf16, atol=0.02)
+    with pytest.raises(UsageError, match="unknown precision 'fp8'"):
+        Colorizer(network, spec(LUMA_CHROMA), precision="fp8")
+
+
+def test_a_mixed_precision_overflow_is_redone_in_fp32(caplog):
+    class OverflowsInHalf(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            chroma = torch.cat([x * 0.1, -x * 0.2], dim=1)
+            return chroma + float("inf") if torch.is_autocast_enabled("cpu") else chroma
+
+    luma = torch.rand(3, 1, 32, 32)
+    exact = Colorizer(OverflowsInHalf(), spec(LUMA_CHROMA)).predict(luma)
+    half = Colorizer(OverflowsInHalf(), spec(LUMA_CHROMA), precision="bf16").predict(luma)
+    assert torch.equal(half, exact) and torch.isfinite(half).all()
+    assert "overflowed in bf16 on a batch of 3: redone in fp32" in caplog.text

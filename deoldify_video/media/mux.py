@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
 
 # Video codecs each muxer takes (our encoder names).
+_NVENC = {"h264_nvenc", "hevc_nvenc"}
 _VIDEO = {
-    "mp4": {"libx264", "libx265"},
-    "mov": {"libx264", "libx265", "prores"},
-    "matroska": {"libx264", "libx265", "ffv1", "prores"},
+    "mp4": {"libx264", "libx265"} | _NVENC,
+    "mov": {"libx264", "libx265", "prores"} | _NVENC,
+    "matroska": {"libx264", "libx265", "ffv1", "prores"} | _NVENC,
     "avi": {"libx264", "ffv1"},
 }
 _MP4_AUDIO = {"aac", "mp3", "mp2", "ac3", "eac3", "opus", "flac", "alac", "dts"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import subprocess
@@ -18,26 +19,36 @@ import numpy as np
 
 from ..errors import EncodeError, UsageError
 from ..types import VideoInfo
-from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, tool
+from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, run, tool
 from .reader import full_range, is_rgb_source, plane_depth
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
 
-CODECS = ("libx264", "libx265", "ffv1", "prores")
+CODECS = ("libx264", "libx265", "ffv1", "prores", "h264_nvenc", "hevc_nvenc")
+# NVIDIA's hardware encoders: listed by many ffmpeg builds, usable only with a GPU that has a
+# video encoder and its driver, so they are tried out before a job starts.
+NVENC = ("h264_nvenc", "hevc_nvenc")
+# The ffmpeg encoder behind each --codec.
+_ENCODERS = {codec: codec for codec in CODECS} | {"prores": "prores_ks"}
 # The encoders that take a quality (--crf) and a speed preset (--preset).
 TUNABLE_CODECS = ("libx264", "libx265")
 DEFAULT_CRF = 17
 DEFAULT_PRESET = "medium"
 # The deepest samples each codec stores (ffmpeg's libx264 builds stop at 10 bits, libx265 at 12,
-# ProRes is 10-bit; FFV1 is lossless up to 16).
-MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10}
+# ProRes and NVENC at 10; FFV1 is lossless up to 16).
+MAX_DEPTH = {"libx264": 10, "libx265": 12, "ffv1": 16, "prores": 10, "h264_nvenc": 10,
+             "hevc_nvenc": 10}  # fmt: skip
 # Speed presets of libx264 and libx265, fastest first: a faster one spends less CPU per frame
 # and gives a slightly lower quality at the same CRF.
 PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
 )  # fmt: skip
+# NVENC's presets p1 (fastest) to p7 for the x264 names.
+_NVENC_PRESETS = dict(
+    zip(PRESETS, ("p1", "p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7"), strict=True)
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,9 @@ class EncodeSettings:
         full_range: the planes use the "pc" range.
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
-        crf: quality for libx264/libx265.
-        preset: speed preset for libx264/libx265, one of :data:`PRESETS`.
+        crf: quality for libx264/libx265; NVENC's constant quality ``-cq`` (1 at the least).
+        preset: speed preset for libx264/libx265, one of :data:`PRESETS`; mapped to NVENC's
+            p1 to p7.
         b_frames: let libx264/libx265 use B-frames; off for AVI, which stores no presentation
             times, so that a frame's decoding time is its presentation time.
         field_order: the source's interlacing (see :class:`VideoInfo`), "" for progressive;
@@ -82,7 +94,7 @@ class EncodeSettings:
     @property
     def chroma_subsampled(self) -> bool:
         """The encoded chroma is 4:2:0, so the frames are fed as 4:2:0 too (half the data)."""
-        return self.output_pix_fmt.startswith("yuv420p")
+        return self.output_pix_fmt.startswith(("yuv420p", "p010"))
 
     @property
     def chroma_size(self) -> tuple[int, int]:
@@ -104,10 +116,13 @@ class EncodeSettings:
 
     @property
     def output_pix_fmt(self) -> str:
-        """4:2:0 where the size allows it (H.264/H.265 4:2:0 needs even sides), else 4:4:4."""
+        """4:2:0 where the size allows it (H.264/H.265 4:2:0 needs even sides), else 4:4:4;
+        NVENC takes 10-bit samples as P010 (4:2:0) or 16-bit 4:4:4."""
         if self.codec == "prores":
             return "yuv422p10le"
         even = self.width % 2 == 0 and self.height % 2 == 0
+        if self.codec in NVENC and self.output_depth > 8:
+            return "p010le" if even else "yuv444p16le"
         layout = "420" if even and not self.full_chroma else "444"
         return _yuv_pix_fmt(layout, self.output_depth)
 
@@ -130,8 +145,9 @@ def encode_settings(
         crf, preset: for :data:`TUNABLE_CODECS` only; None for the defaults (17, medium).
 
     Raises:
-        UsageError: an unknown codec or preset, a crf outside 0-51, or a crf or preset given
-            for a codec that takes none.
+        UsageError: an unknown codec or preset, a crf outside 0-51, a crf or preset given
+            for a codec that takes none, an encoder this ffmpeg lacks or cannot open (see
+            :func:`check_encoder`), or 10-bit video for h264_nvenc.
     """
     if codec not in CODECS:
         raise UsageError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
@@ -147,6 +163,12 @@ def encode_settings(
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    if codec == "h264_nvenc" and plane_depth(info) > 8:
+        raise UsageError(
+            f"{info.path}: h264_nvenc cannot encode its {info.bit_depth}-bit video; "
+            "use --codec hevc_nvenc or libx264"
+        )
+    check_encoder(codec)
     width, height = info.display_size
     sar = 1 / info.sar if info.rotation in (90, 270) else info.sar
     rgb = is_rgb_source(info)
@@ -191,6 +213,71 @@ def writer_command(settings: EncodeSettings, muxer: str = "nut") -> list[str]:
     return [*cmd, "-f", muxer, "pipe:1"]
 
 
+def encoders_command() -> list[str]:
+    """ffmpeg call that lists the encoders it was built with."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-encoders"]
+
+
+def listed_encoders(text: str) -> set[str]:
+    """Encoder names in the output of :func:`encoders_command` (the table below its legend)."""
+    _, _, table = text.partition("------")
+    return {fields[1] for fields in map(str.split, table.splitlines()) if len(fields) >= 2}
+
+
+def encoder_trial_command(encoder: str) -> list[str]:
+    """ffmpeg call that encodes one small grey frame with ``encoder`` and throws it away."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error",
+            "-f", "lavfi", "-i", "color=c=gray:size=256x256:duration=0.04",
+            "-frames:v", "1", "-c:v", encoder, "-f", "null", "-"]  # fmt: skip
+
+
+def check_encoder(codec: str) -> None:
+    """Refuse a ``codec`` this ffmpeg cannot encode with, before any work.
+
+    Every encoder must be listed by ``ffmpeg -encoders``; NVENC's are also tried on one frame,
+    since builds list them where no NVIDIA GPU or driver is present. The answer is kept for
+    the rest of the process.
+
+    Raises:
+        UsageError: one line naming the encoder and the reason.
+    """
+    problem = _encoder_problem(tool("ffmpeg"), _ENCODERS[codec])
+    if problem:
+        raise UsageError(f"--codec {codec}: {problem}; choose another --codec")
+
+
+@functools.cache
+def _encoder_problem(ffmpeg: str, encoder: str) -> str:
+    """Why ``ffmpeg`` cannot encode with ``encoder``, or "" when it can."""
+    listing = run([ffmpeg, *encoders_command()[1:]]).stdout.decode(errors="replace")
+    if encoder not in listed_encoders(listing):
+        return f"this ffmpeg ({ffmpeg}) has no {encoder} encoder"
+    if encoder not in NVENC:
+        return ""
+    trial = subprocess.run(
+        [ffmpeg, *encoder_trial_command(encoder)[1:]],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    if trial.returncode == 0:
+        return ""
+    reason = _encoder_message(trial.stderr.decode(errors="replace"), encoder)
+    return (
+        f"ffmpeg cannot open the {encoder} encoder here ({reason}); NVENC needs an NVIDIA GPU "
+        "with a video encoder and its driver"
+    )
+
+
+def _encoder_message(stderr: str, encoder: str) -> str:
+    """The encoder's own complaint in ffmpeg's stderr (``[h264_nvenc @ 0x...] Cannot load
+    libcuda.so.1`` -> ``Cannot load libcuda.so.1``), else its last line."""
+    for line in stderr.splitlines():
+        if line.startswith(f"[{encoder} @") and "]" in line:
+            return line.split("]", 1)[1].strip()
+    return last_line(stderr)
+
+
 def colour_args(settings: EncodeSettings) -> list[str]:
     """ffmpeg output options that tag a stream with the settings' range and colour tags (for
     an encoder, or for a stream copy into a container that stores them)."""
@@ -217,6 +304,9 @@ def _codec_args(s: EncodeSettings) -> list[str]:
     if s.codec == "libx265":
         return ["-c:v", "libx265", "-preset", s.preset, "-crf", str(s.crf), *no_b_frames,
                 "-x265-params", "log-level=error"]  # fmt: skip
+    if s.codec in NVENC:
+        return ["-c:v", s.codec, "-preset", _NVENC_PRESETS[s.preset], "-tune", "hq",
+                "-rc", "vbr", "-cq", str(max(1, s.crf)), "-b:v", "0", *no_b_frames]  # fmt: skip
     if s.codec == "ffv1":
         return ["-c:v", "ffv1", "-level", "3"]
     return ["-c:v", "prores_ks", "-profile:v", "3"]
