@@ -35,6 +35,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from measure import cpu_seconds, process_rss, tree_rss  # noqa: E402
 
 from deoldify_video import color  # noqa: E402
 from deoldify_video.errors import DeoldifyError  # noqa: E402
@@ -66,13 +67,6 @@ def make_clip(folder: Path, size: str) -> Path:
         check=True,
     )  # fmt: skip
     return clip
-
-
-def cpu_seconds() -> float:
-    """CPU time used so far by this process and its finished children."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def bench_io(clip: Path, out: Path, batch: int, preset: str) -> tuple[float, float]:
@@ -109,18 +103,6 @@ def bench_model(
     smooth_chroma(luma, chroma, None, SmoothingConfig())
     smooth_fps = frames / (time.perf_counter() - smooth_start)
     return frames / wall, cpu / frames, smooth_fps, f"{luma.shape[-1]}x{luma.shape[-2]}"
-
-
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (Linux /proc)."""
-    total = process_rss(pid)
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                total += tree_rss(int(child))
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
 
 
 def bench_pipeline(clip: Path, folder: Path, model: str, config: RenderConfig) -> tuple[float, int]:
@@ -165,17 +147,6 @@ def command_memory(clip: Path, folder: Path, model: str, preset: str) -> tuple[i
     if proc.returncode != 0:
         raise SystemExit(f"colorize failed with exit code {proc.returncode}")
     return tree, children
-
-
-def process_rss(pid: int) -> int:
-    """Resident bytes of one process."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except FileNotFoundError:
-        pass
-    return 0
 
 
 def main() -> int:

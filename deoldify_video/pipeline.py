@@ -486,33 +486,15 @@ def encode_segment(
     final = segment_path(context.job_dir, work.segment.index)
     part = jobs.part_path(final)
     try:
-        encode_colour_video(
+        SegmentRender(
             context.info, colorizer, context.settings, part, context.config, work, on_frames
-        )
+        ).run()
         _check_frame_count(part, work.segment.frame_count)
         jobs.sync_file(part)
         os.replace(part, final)
     finally:
         part.unlink(missing_ok=True)
     return work.segment.index, jobs.file_record(final, work.segment.frame_count)
-
-
-def encode_colour_video(
-    info: VideoInfo,
-    colorizer: Colorizer,
-    settings: EncodeSettings,
-    out_path: Path,
-    config: RenderConfig,
-    work: SegmentWork,
-    on_frames: Callable[[int], None],
-) -> int:
-    """Decode, colorize, smooth and encode one segment into a video-only NUT file (see
-    :class:`SegmentRender`).
-
-    Returns:
-        the number of frames written (always the segment's frame count: a short decode raises).
-    """
-    return SegmentRender(info, colorizer, settings, out_path, config, work, on_frames).run()
 
 
 @dataclass(frozen=True)
