@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -48,6 +48,16 @@ os.replace = replace
 from deoldify_video.cli import main
 raise SystemExit(main(sys.argv[2:]))
 """
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_reaches_the_runs() -> Iterator[None]:
+    """The runs get Ctrl-C as a terminal's foreground job does, even where this test session
+    ignores SIGINT (as anything a script starts with ``&`` does): a process inherits an ignored
+    signal, and Python leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
