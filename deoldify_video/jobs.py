@@ -227,10 +227,13 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class SegmentRecord:
-    """A planned segment and, once it is done, its file."""
+    """A planned segment and, once it is done, its file, where it was made ("" for the
+    driver's own machine) and in how many wall-clock seconds."""
 
     segment: Segment
     done: FileRecord | None = None
+    node: str = ""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -288,9 +291,11 @@ class Manifest:
     def pending(self) -> list[Segment]:
         return [r.segment for r in self.segments if r.done is None]
 
-    def with_segment(self, index: int, done: FileRecord | None) -> Manifest:
+    def with_segment(
+        self, index: int, done: FileRecord | None, node: str = "", seconds: float = 0.0
+    ) -> Manifest:
         records = list(self.segments)
-        records[index] = SegmentRecord(records[index].segment, done)
+        records[index] = SegmentRecord(records[index].segment, done, node, seconds)
         return dataclasses.replace(self, segments=tuple(records))
 
     def differences(self, requested: Manifest) -> list[str]:
@@ -349,6 +354,8 @@ class Manifest:
                 "end": r.segment.end,
                 "state": "pending" if r.done is None else "done",
                 **(dataclasses.asdict(r.done) if r.done is not None else {}),
+                **({"node": r.node} if r.node else {}),
+                **({"seconds": round(r.seconds, 3)} if r.done is not None else {}),
             }
             for r in self.segments
         ]
@@ -384,7 +391,8 @@ class Manifest:
                 done = FileRecord(
                     item["file"], int(item["frames"]), int(item["size"]), item["sha256"]
                 )
-            records.append(SegmentRecord(segment, done))
+            node, seconds = str(item.get("node", "")), float(item.get("seconds", 0.0))
+            records.append(SegmentRecord(segment, done, node, seconds))
         joined = data["joined"]
         return cls(
             input=InputIdentity(**data["input"]),
@@ -458,9 +466,10 @@ def read_manifest(job_dir: Path) -> Manifest | None:
 # --------------------------------------------------------------------------- files
 
 
-def part_path(path: Path) -> Path:
-    """The temporary name this process writes ``path`` under: ``<name>.<pid>.part``."""
-    return path.with_name(f"{path.name}.{os.getpid()}.part")
+def part_path(path: Path, tag: str | None = None) -> Path:
+    """The temporary name a process writes ``path`` under: ``<name>.<tag>.part``, the tag
+    being this process's id unless given (a cluster worker's names its node and process)."""
+    return path.with_name(f"{path.name}.{tag or os.getpid()}.part")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -672,7 +681,8 @@ def open_job(job_dir: Path, requested: Manifest, fresh: bool) -> Manifest:
 
 
 def _verified(job_dir: Path, manifest: Manifest) -> Manifest:
-    """``manifest`` with every recorded file that fails :func:`check_file` forgotten."""
+    """``manifest`` with every recorded segment file that fails :func:`check_file` forgotten
+    and deleted."""
     if manifest.joined is not None:
         problem = check_file(job_dir, manifest.joined, manifest.frame_count)
         if not problem:
@@ -690,6 +700,7 @@ def _verified(job_dir: Path, manifest: Manifest) -> Manifest:
                 record.segment.index,
                 problem,
             )
+            (job_dir / record.done.file).unlink(missing_ok=True)
             manifest = manifest.with_segment(record.segment.index, None)
     return manifest
 

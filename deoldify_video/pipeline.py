@@ -18,13 +18,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import logging
 import os
 import queue
 import signal
+import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +48,7 @@ from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
 from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .segment_pool import SegmentContext, SegmentDone, SegmentExecutor, SegmentPool, SegmentTask
 from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
 from .types import ProgressEvent, RenderConfig, VideoInfo
@@ -306,71 +309,285 @@ def run_video(
     colorizer: Colorizer,
     progress: ProgressCallback | None = None,
     options: JobOptions | None = None,
+    executor: SegmentExecutor | None = None,
 ) -> VideoResult:
     """Carry out a planned job (see :func:`plan_video`), resuming it if its job folder holds
     an interrupted run of the same request.
 
     Raises:
         JobStateError: the job folder holds a different job, or another run is working on it.
+        DeoldifyError: the job failed (see :func:`run_jobs`).
+    """
+    (result,) = run_jobs([job], colorizer, progress, options, executor)
+    if isinstance(result, DeoldifyError):
+        raise result
+    return result
+
+
+def run_jobs(
+    jobs_to_run: Sequence[VideoJob],
+    colorizer: Colorizer,
+    progress: ProgressCallback | None = None,
+    options: JobOptions | None = None,
+    executor: SegmentExecutor | None = None,
+) -> list[VideoResult | DeoldifyError]:
+    """Carry out planned jobs, each in its own job folder (resumed where it holds an interrupted
+    run of the same request), their segments in one pool.
+
+    The segments of the earliest unfinished film are handed out first; each film is joined and
+    muxed as soon as its last segment is done. A film that fails (a damaged frame, a job folder
+    holding another job) does not stop the others.
+
+    Args:
+        options: the job options; ``options.job_dir`` is for a single job only.
+        executor: where the segments are made (default: this process, or ``options.workers``
+            local worker processes).
+
+    Returns:
+        for each job, in order, its result or the error that stopped it.
+
+    Raises:
+        KeyboardInterrupt, or a fault of the executor (every job stays resumable).
     """
     options = options or JobOptions()
-    info, output = job.info, job.output
-    report = progress or (lambda event: None)
-    job_dir = options.job_dir or jobs.default_job_dir(output)
-    width, height = info.display_size
-    note = oversize_note(colorizer, height, width)
-    if note:
-        log.warning("%s: %s", info.path, note)
-    smoothing = smoothing_config(job.config)
-    warmup = warmup_frames(smoothing) if smoothing is not None else 0
-    segment_frames = jobs.segment_frames_for(info.fps, options.segment_seconds)
-    times = video_frame_times(info)
-    if len(times) != info.frame_count:
-        raise InternalError(
-            f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
-        )
-    requested = jobs.new_manifest(
-        job.source,
-        output,
-        info,
-        colorizer.spec.name,
-        weights_digest(colorizer.model),
-        render_settings(job, colorizer, segment_frames, warmup),
-        jobs.plan_segments(info.frame_count, segment_frames),
-        {"device": str(colorizer.device), "threads": torch.get_num_threads(),
-         "workers": options.workers},
-    )  # fmt: skip
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
-        manifest = jobs.open_job(job_dir, requested, options.fresh)
-        jobs.remove_parts(output.parent, output.name + ".")
-        jobs.warn_if_short(manifest, job_dir, output.parent)
-        tracker = _Tracker(job_dir, manifest, report)
-        if manifest.joined is None:
-            context = SegmentContext(info, job.settings, job.config, job_dir)
-            works = [
-                jobs.segment_work(s, warmup, times, info.format_start_time)
-                for s in manifest.pending()
-            ]
-            workers = min(options.workers, len(works))
-            if workers > 1:
-                _colorize_in_workers(works, context, colorizer, workers, tracker)
-            else:
-                for work in works:
-                    tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
-            tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, times))
-            _remove_segment_files(tracker.manifest, job_dir)
-        if job.frames_out is not None:
-            _write_frames(job_dir / JOINED_NAME, job, job_dir, report)
+    if options.job_dir is not None and len(jobs_to_run) > 1:
+        raise UsageError("--job-dir names the folder of one job; give one input with it")
+    run = _Run(jobs_to_run, colorizer, progress or (lambda event: None), options)
+    try:
+        run.open()
+        run.finish_ready()
+        if run.tasks:
+            workers = min(options.workers, len(run.tasks))
+            if executor is None:
+                executor = (
+                    WorkerProcesses(colorizer, workers) if workers > 1 else InProcess(colorizer)
+                )
+            executor.run(SegmentPool(run.tasks, run.frames, run.segment_done, run.failed))
+    finally:
+        run.close()
+    return [run.results[n] for n in range(len(jobs_to_run))]
+
+
+@dataclass
+class _Film:
+    """A film of a run whose job folder is open (its lock held by ``lock``)."""
+
+    job: VideoJob
+    job_dir: Path
+    tracker: _Tracker
+    times: list[float]
+    lock: contextlib.ExitStack
+    remaining: set[int]
+
+    @property
+    def context(self) -> SegmentContext:
+        return SegmentContext(self.job.info, self.job.settings, self.job.config, self.job_dir)
+
+
+class _Run:
+    """The driver of :func:`run_jobs`: opens the films' jobs, records what the executor hands
+    back, finishes each film once its segments are done, and reports progress (a ``batch``
+    event over every film when there are several, ``colorize`` for the film in front)."""
+
+    def __init__(
+        self,
+        jobs_to_run: Sequence[VideoJob],
+        colorizer: Colorizer,
+        report: ProgressCallback,
+        options: JobOptions,
+    ) -> None:
+        self.jobs = list(jobs_to_run)
+        self.colorizer = colorizer
+        self.report = report
+        self.options = options
+        self.films: dict[int, _Film] = {}
+        self.results: dict[int, VideoResult | DeoldifyError] = {}
+        self.tasks: list[SegmentTask] = []
+        self.batch_total = sum(job.info.frame_count for job in self.jobs)
+        self.batch_done = 0
+        self.front: int | None = None  # the film whose progress is reported
+
+    def open(self) -> None:
+        for n, job in enumerate(self.jobs):
+            try:
+                film = self._open_film(job)
+            except DeoldifyError as exc:
+                self._fail(n, exc)
+                continue
+            self.films[n] = film
+            self.batch_done += film.tracker.done
+            self.tasks += [SegmentTask(n, film.context, work) for work in self._works(film)]
+        self._report_batch()
+        self._advance_front()
+
+    def _open_film(self, job: VideoJob) -> _Film:
+        info, output, colorizer = job.info, job.output, self.colorizer
+        job_dir = self.options.job_dir or jobs.default_job_dir(output)
+        width, height = info.display_size
+        note = oversize_note(colorizer, height, width)
+        if note:
+            log.warning("%s: %s", info.path, note)
+        smoothing = smoothing_config(job.config)
+        warmup = warmup_frames(smoothing) if smoothing is not None else 0
+        segment_frames = jobs.segment_frames_for(info.fps, self.options.segment_seconds)
+        times = video_frame_times(info)
+        if len(times) != info.frame_count:
+            raise InternalError(
+                f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
+            )
+        requested = jobs.new_manifest(
+            job.source,
+            output,
+            info,
+            colorizer.spec.name,
+            weights_digest(colorizer.model),
+            render_settings(job, colorizer, segment_frames, warmup),
+            jobs.plan_segments(info.frame_count, segment_frames),
+            {"device": str(colorizer.device), "threads": torch.get_num_threads(),
+             "workers": self.options.workers},
+        )  # fmt: skip
+        output.parent.mkdir(parents=True, exist_ok=True)
+        lock = contextlib.ExitStack()
+        try:
+            with _full_disk_explained(job_dir, output):
+                lock.enter_context(jobs.JobLock(job_dir))
+                manifest = jobs.open_job(job_dir, requested, self.options.fresh)
+                manifest = _adopt_finished_segments(manifest, job_dir)
+                jobs.remove_parts(output.parent, output.name + ".")
+                jobs.warn_if_short(manifest, job_dir, output.parent)
+        except BaseException:
+            lock.close()
+            raise
+        remaining = set() if manifest.joined else {s.index for s in manifest.pending()}
+        return _Film(job, job_dir, _Tracker(job_dir, manifest), times, lock, remaining)
+
+    def _works(self, film: _Film) -> list[SegmentWork]:
+        if film.tracker.manifest.joined is not None:
+            return []
+        info = film.job.info
+        warmup = int(film.tracker.manifest.settings["warmup_frames"])
+        return [
+            jobs.segment_work(s, warmup, film.times, info.format_start_time)
+            for s in film.tracker.manifest.pending()
+        ]
+
+    def finish_ready(self) -> None:
+        """Finish the films that need no more segments (done by an earlier run)."""
+        for n, film in list(self.films.items()):
+            if not film.remaining:
+                self._finish(n)
+
+    def frames(self, n: int, count: int) -> None:
+        film = self.films.get(n)
+        if film is None or not count:
+            return
+        film.tracker.done += count
+        self.batch_done += count
+        if n == self.front:
+            self.report(ProgressEvent("colorize", film.tracker.done, film.job.info.frame_count))
+        self._report_batch()
+
+    def segment_done(self, task: SegmentTask, done: SegmentDone) -> None:
+        film = self.films.get(task.film)
+        if film is None:
+            return
+        index = task.work.segment.index
+        try:
+            with _full_disk_explained(film.job_dir, film.job.output):
+                film.tracker.segment_done(index, done)
+        except DeoldifyError as exc:
+            self._fail(task.film, exc)
+            return
+        film.remaining.discard(index)
+        if not film.remaining:
+            self._finish(task.film)
+
+    def failed(self, n: int, error: DeoldifyError) -> None:
+        film = self.films.get(n)
+        if film is not None and isinstance(error, DiskFullError):
+            error = _no_space(Path(error.folder or film.job_dir), film.job_dir, film.job.output)
+        self._fail(n, error)
+
+    def _finish(self, n: int) -> None:
+        """Join a film's segments, write its output, and close its job."""
+        film = self.films[n]
+        job, job_dir, tracker = film.job, film.job_dir, film.tracker
+        try:
+            with _full_disk_explained(job_dir, job.output):
+                if tracker.manifest.joined is None:
+                    tracker.joined(
+                        _join_segments(
+                            tracker.manifest, job_dir, job.info, job.settings, film.times
+                        )
+                    )
+                    _remove_segment_files(tracker.manifest, job_dir)
+                if job.frames_out is not None:
+                    _write_frames(job_dir / JOINED_NAME, job, job_dir, self.report)
+                else:
+                    self.report(ProgressEvent("mux", 0, 1))
+                    _mux(job_dir / JOINED_NAME, job, job.output)
+                    self.report(ProgressEvent("mux", 1, 1))
+                if not self.options.keep_job:
+                    jobs.clear_job(job_dir)
+        except DeoldifyError as exc:
+            self._fail(n, exc)
+            return
+        del self.films[n]
+        film.lock.close()
+        if not self.options.keep_job:
+            jobs.remove_job(job_dir)
+        self.results[n] = VideoResult(job.output, job.info.frame_count, job.info)
+        self._advance_front()
+
+    def _fail(self, n: int, error: DeoldifyError) -> None:
+        film = self.films.pop(n, None)
+        if film is not None:
+            self.batch_done -= film.tracker.done
+            self.batch_total -= film.job.info.frame_count
+            film.lock.close()
         else:
-            report(ProgressEvent("mux", 0, 1))
-            _mux(job_dir / JOINED_NAME, job, output)
-            report(ProgressEvent("mux", 1, 1))
-        if not options.keep_job:
-            jobs.clear_job(job_dir)
-    if not options.keep_job:
-        jobs.remove_job(job_dir)
-    return VideoResult(output=output, frames=info.frame_count, info=info)
+            self.batch_total -= self.jobs[n].info.frame_count
+        self.results[n] = error
+        self._advance_front()
+
+    def _advance_front(self) -> None:
+        front = min(self.films, default=None)
+        if front is not None and front != self.front:
+            film = self.films[front]
+            self.report(ProgressEvent("colorize", film.tracker.done, film.job.info.frame_count))
+        self.front = front
+
+    def _report_batch(self) -> None:
+        if len(self.jobs) > 1:
+            self.report(ProgressEvent("batch", self.batch_done, self.batch_total))
+
+    def close(self) -> None:
+        """Release every job still open (after an interrupt or a fault: they stay resumable)."""
+        for film in self.films.values():
+            jobs.remove_parts(film.job_dir, "segment-")
+            film.lock.close()
+        self.films.clear()
+
+
+def _adopt_finished_segments(manifest: Manifest, job_dir: Path) -> Manifest:
+    """Record the segment files a worker finished after the driver's last manifest write (the
+    driver was killed): a file under a segment's final name was renamed there whole, synced
+    and checked by its worker, so it is kept once its frame count is confirmed."""
+    if manifest.joined is not None:
+        return manifest
+    adopted = manifest
+    for segment in manifest.pending():
+        path = segment_path(job_dir, segment.index)
+        if not path.is_file():
+            continue
+        if len(frame_timestamps(path, 0)) != segment.frame_count:
+            path.unlink()
+            continue
+        log.info("%s: segment %d was finished after the last record; kept", job_dir, segment.index)
+        adopted = adopted.with_segment(segment.index, jobs.file_record(path, segment.frame_count))
+    if adopted != manifest:
+        jobs.write_manifest(job_dir, adopted)
+    return adopted
 
 
 @contextlib.contextmanager
@@ -455,16 +672,6 @@ def weights_digest(model: torch.nn.Module) -> str:
 # --------------------------------------------------------------------------- one segment
 
 
-@dataclass(frozen=True)
-class SegmentContext:
-    """What every segment of a job shares."""
-
-    info: VideoInfo
-    settings: EncodeSettings
-    config: RenderConfig
-    job_dir: Path
-
-
 def segment_path(job_dir: Path, index: int) -> Path:
     """The file of segment ``index`` in a job folder."""
     return job_dir / f"segment-{index:05d}{concat.SEGMENT_SUFFIX}"
@@ -475,16 +682,18 @@ def encode_segment(
     context: SegmentContext,
     colorizer: Colorizer,
     on_frames: Callable[[int], None],
-) -> tuple[int, FileRecord]:
+    part_tag: str | None = None,
+) -> FileRecord:
     """Colorize and encode one segment into its file in the job folder.
 
-    The file is written as a ``.part``, synced, checked (its frame count) and renamed.
+    The file is written under a ``.part`` name (carrying ``part_tag``, default this process's
+    id), synced, checked (its frame count) and renamed.
 
     Returns:
-        (the segment's index, the record of its file).
+        the record of its file.
     """
     final = segment_path(context.job_dir, work.segment.index)
-    part = jobs.part_path(final)
+    part = jobs.part_path(final, part_tag)
     try:
         SegmentRender(
             context.info, colorizer, context.settings, part, context.config, work, on_frames
@@ -494,7 +703,7 @@ def encode_segment(
         os.replace(part, final)
     finally:
         part.unlink(missing_ok=True)
-    return work.segment.index, jobs.file_record(final, work.segment.frame_count)
+    return jobs.file_record(final, work.segment.frame_count)
 
 
 @dataclass(frozen=True)
@@ -628,24 +837,16 @@ def _check_frame_count(path: Path, expected: int) -> None:
 
 
 class _Tracker:
-    """Records finished work in the manifest (atomically) and reports progress."""
+    """Records a film's finished work in its manifest (atomically) and counts its frames."""
 
-    def __init__(self, job_dir: Path, manifest: Manifest, report: ProgressCallback) -> None:
+    def __init__(self, job_dir: Path, manifest: Manifest) -> None:
         self.job_dir = job_dir
         self.manifest = manifest
-        self.report = report
         self.clock = jobs.WorkClock(manifest.work_seconds)
         self.done = manifest.frames_done
-        self.report(ProgressEvent("colorize", self.done, manifest.frame_count))
 
-    def frames(self, count: int) -> None:
-        if count:
-            self.done += count
-            self.report(ProgressEvent("colorize", self.done, self.manifest.frame_count))
-
-    def segment_done(self, result: tuple[int, FileRecord]) -> None:
-        index, record = result
-        self._save(self.manifest.with_segment(index, record))
+    def segment_done(self, index: int, done: SegmentDone) -> None:
+        self._save(self.manifest.with_segment(index, done.record, done.node, done.seconds))
 
     def joined(self, record: FileRecord) -> None:
         self._save(dataclasses.replace(self.manifest, joined=record))
@@ -746,12 +947,34 @@ def _mux(video: Path, job: VideoJob, output: Path) -> None:
     jobs.sync_folder(output.parent)
 
 
-# --------------------------------------------------------------------------- worker processes
+# --------------------------------------------------------------------------- executors
+
+
+class InProcess:
+    """Makes the segments one after another in this process (the default executor)."""
+
+    def __init__(self, colorizer: Colorizer) -> None:
+        self.colorizer = colorizer
+
+    def run(self, pool: SegmentPool) -> None:
+        while (task := pool.take()) is not None:
+            started = time.monotonic()
+            try:
+                record = encode_segment(
+                    task.work,
+                    task.context,
+                    self.colorizer,
+                    functools.partial(pool.frames, task.film),
+                )
+            except DeoldifyError as exc:
+                pool.failed(task.film, exc)
+                continue
+            pool.done(task, SegmentDone(record, seconds=time.monotonic() - started))
 
 
 @dataclass(frozen=True)
 class _WorkerSetup:
-    """What a worker process needs to rebuild the colorizer and encode segments."""
+    """What a worker process needs to rebuild the colorizer."""
 
     spec: ModelSpec
     state: dict[str, torch.Tensor]
@@ -760,62 +983,73 @@ class _WorkerSetup:
     batch_size: int
     precision: str
     threads: int
-    context: SegmentContext
     parent: int
 
 
-def _colorize_in_workers(
-    works: list[SegmentWork],
-    context: SegmentContext,
-    colorizer: Colorizer,
-    workers: int,
-    tracker: _Tracker,
-) -> None:
-    """Encode ``works`` in ``workers`` spawned processes, one per GPU (round robin) or each
-    with an equal share of the CPU threads; this process records what they finish."""
-    mp = torch.multiprocessing.get_context("spawn")
-    tasks = mp.Queue()
-    results = mp.Queue()
-    for work in works:
-        tasks.put(work)
-    for _ in range(workers):
-        tasks.put(None)
-    state = {k: v.detach().to("cpu") for k, v in colorizer.model.state_dict().items()}
-    threads = max(1, torch.get_num_threads() // workers)
-    processes = []
-    for device in _worker_devices(colorizer.device, workers):
-        setup = _WorkerSetup(
-            colorizer.spec, state, device, colorizer.render_factor, colorizer.batch_size,
-            colorizer.precision, threads, context, os.getpid(),
-        )  # fmt: skip
-        processes.append(mp.Process(target=_worker_main, args=(setup, tasks, results)))
-    for process in processes:
-        process.start()
-    remaining = {work.segment.index for work in works}
-    try:
-        while remaining:
-            try:
-                kind, payload = results.get(timeout=0.5)
-            except queue.Empty:
-                _check_workers(processes, results, len(remaining))
-                continue
-            if kind == "frames":
-                tracker.frames(payload)
-            elif kind == "done":
-                tracker.segment_done(payload)
-                remaining.discard(payload[0])
-            else:
-                raise payload
-    finally:
-        # Segments never taken (an error or Ctrl-C) must not keep this process flushing
-        # them into the queue's full pipe at exit.
-        tasks.cancel_join_thread()
+class WorkerProcesses:
+    """Makes segments in ``workers`` spawned processes on this machine, one per GPU (round
+    robin) or each with an equal share of the CPU threads; each holds the model, loaded once.
+    Each worker has at most two segments handed to it at a time, so the pool's order (films
+    one after another) holds."""
+
+    def __init__(self, colorizer: Colorizer, workers: int) -> None:
+        self.colorizer = colorizer
+        self.workers = workers
+
+    def run(self, pool: SegmentPool) -> None:
+        mp = torch.multiprocessing.get_context("spawn")
+        tasks = mp.Queue()
+        results = mp.Queue()
+        colorizer = self.colorizer
+        state = {k: v.detach().to("cpu") for k, v in colorizer.model.state_dict().items()}
+        threads = max(1, torch.get_num_threads() // self.workers)
+        processes = []
+        for device in _worker_devices(colorizer.device, self.workers):
+            setup = _WorkerSetup(
+                colorizer.spec, state, device, colorizer.render_factor, colorizer.batch_size,
+                colorizer.precision, threads, os.getpid(),
+            )  # fmt: skip
+            processes.append(mp.Process(target=_worker_main, args=(setup, tasks, results)))
         for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join()
-        jobs.remove_parts(context.job_dir, "segment-")  # what stopped workers left
+            process.start()
+        taken: dict[tuple[int, int], SegmentTask] = {}
+
+        def hand_out() -> None:
+            while len(taken) < 2 * self.workers and (task := pool.take()) is not None:
+                taken[task.film, task.work.segment.index] = task
+                tasks.put(task)
+
+        try:
+            hand_out()
+            while taken:
+                try:
+                    kind, film, payload = results.get(timeout=0.5)
+                except queue.Empty:
+                    _check_workers(processes, results, len(taken) + len(pool))
+                    continue
+                if kind == "frames":
+                    pool.frames(film, payload)
+                elif kind == "done":
+                    index, done = payload
+                    pool.done(taken.pop((film, index)), done)
+                elif kind == "failed":
+                    index, error = payload
+                    del taken[film, index]
+                    pool.failed(film, error)
+                else:
+                    raise payload
+                hand_out()
+            for _ in processes:
+                tasks.put(None)
+        finally:
+            # Segments never taken (an error or Ctrl-C) must not keep this process flushing
+            # them into the queue's full pipe at exit.
+            tasks.cancel_join_thread()
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+            for process in processes:
+                process.join()
 
 
 def _worker_devices(device: torch.device, workers: int) -> list[torch.device]:
@@ -836,7 +1070,7 @@ def _check_workers(processes: list[Any], results: Any, unfinished: int) -> None:
 
 
 def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
-    """A worker process: take segments from ``tasks`` until None, report on ``results``.
+    """A worker process: make the segments of ``tasks`` until None, report on ``results``.
 
     Ctrl-C is left to the parent, which stops the workers; a worker whose parent is gone
     (killed) stops at its next batch.
@@ -850,18 +1084,25 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
             model, setup.spec, setup.device, setup.render_factor, setup.batch_size,
             setup.precision,
         )  # fmt: skip
+        while (task := tasks.get()) is not None:
 
-        def on_frames(count: int) -> None:
-            if os.getppid() != setup.parent:
-                raise SystemExit(1)
-            results.put(("frames", count))
+            def on_frames(count: int, film: int = task.film) -> None:
+                if os.getppid() != setup.parent:
+                    raise SystemExit(1)
+                results.put(("frames", film, count))
 
-        while (work := tasks.get()) is not None:
-            results.put(("done", encode_segment(work, setup.context, colorizer, on_frames)))
-    except DeoldifyError as exc:
-        results.put(("error", exc))
+            index = task.work.segment.index
+            started = time.monotonic()
+            try:
+                record = encode_segment(task.work, task.context, colorizer, on_frames)
+            except DeoldifyError as exc:
+                results.put(("failed", task.film, (index, exc)))
+                continue
+            done = SegmentDone(record, seconds=time.monotonic() - started)
+            results.put(("done", task.film, (index, done)))
     except Exception:  # noqa: BLE001 - reaches the parent as text
-        results.put(("error", RuntimeError(f"in a worker process:\n{traceback.format_exc()}")))
+        fault = InternalError(f"in a worker process:\n{traceback.format_exc()}")
+        results.put(("fault", -1, fault))
 
 
 def configure_threads(threads: int | None = None) -> int:
