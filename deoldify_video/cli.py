@@ -10,10 +10,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -24,6 +24,7 @@ from .types import ProgressEvent, RenderConfig
 
 if TYPE_CHECKING:
     from .inference import Colorizer
+    from .jobs import JobOptions
     from .nets.registry import ModelSpec
 
 log = logging.getLogger("deoldify_video")
@@ -39,19 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("colorize", help="colorize a video file")
+    p = sub.add_parser("colorize", help="colorize video files")
     p.add_argument(
-        "input",
+        "inputs",
+        nargs="+",
         metavar="INPUT",
-        help="video file, image sequence (a folder of numbered frames or a pattern such as "
-        "scans/reel1_%%06d.dpx), or an http(s) URL (yt-dlp)",
+        help="video file, folder of video files, image sequence (a folder of numbered frames or "
+        "a pattern such as scans/reel1_%%06d.dpx), or an http(s) URL (yt-dlp)",
     )
     p.add_argument(
         "-o",
         "--output",
         help="output file, numbered frames (out/reel1_%%06d.tif), or a folder (an existing one, "
-        "or a name ending in /) for the default name; missing folders are created (default: "
-        "INPUT_colorized.EXT beside the input)",
+        "or a name ending in /) for the default name; with several inputs, the folder for "
+        "every output; missing folders are created (default: INPUT_colorized.EXT beside "
+        "each input)",
+    )
+    p.add_argument(
+        "-r", "--recursive", action="store_true", help="take the videos of sub-folders too"
     )
     _add_model_options(p)
     p.add_argument("--batch-size", type=int, default=8, help="frames per model call (default 8)")
@@ -262,6 +268,18 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
         default=1,
         help="processes working at once: one per GPU, or sharing the CPU threads (default 1)",
     )
+    p.add_argument(
+        "--cluster",
+        choices=["ray"],
+        default=None,
+        help="make the segments on a Ray cluster (needs the ray extra: "
+        'pip install "deoldify-video[ray]")',
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="the cluster's address (default: RAY_ADDRESS; 'local' starts a private Ray here)",
+    )
 
 
 def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
@@ -273,11 +291,83 @@ def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_colorize(args: argparse.Namespace) -> int:
+    from .batch import find_videos
+    from .media.sequence import is_sequence
     from .media.source import is_url
 
-    if is_url(args.input):
-        return _colorize_url(args)
-    return _colorize_file(args, args.input, args.output)
+    if args.cluster is None and args.ray_address is not None:
+        raise UsageError("--ray-address is for --cluster ray")
+    if args.cluster is not None and args.workers != 1:
+        raise UsageError("--workers is for one machine; with --cluster the cluster's GPUs work")
+    inputs = args.inputs
+    if len(inputs) == 1:
+        name = inputs[0]
+        if is_url(name):
+            return _colorize_url(args)
+        folder = Path(name)
+        if not (folder.is_dir() and (find_videos(folder) or not is_sequence(folder))):
+            return _colorize_file(args, name, args.output)
+    if any(is_url(name) for name in inputs):
+        raise UsageError("an online clip is colorized on its own: give its URL as the only input")
+    for option, value in (("--fps", args.fps), ("--audio", args.audio)):
+        if value is not None:
+            raise UsageError(f"{option} is for a single image sequence, not several inputs")
+    return _colorize_batch(args)
+
+
+def _colorize_batch(args: argparse.Namespace) -> int:
+    """Colorize several films (folders expanded); a film that fails gets its error line and
+    the others go on; a summary line, and exit code 2 when any failed."""
+    from .batch import colorize_videos
+
+    options = _job_options(args)
+    config = _render_config(args)
+    colorizer = _shared_colorizer(
+        args.model, args.weights, args.device, args.render_factor, args.batch_size
+    )
+    try:
+        with _executor(args, colorizer) as executor, _ProgressBars(args.quiet) as bars:
+            result = colorize_videos(
+                args.inputs,
+                args.output,
+                colorizer,
+                config,
+                args.overwrite,
+                progress=bars,
+                options=options,
+                recursive=args.recursive,
+                executor=executor,
+                on_failed=lambda source, error: bars.write(f"{PROG}: error: {error}"),
+            )
+    except KeyboardInterrupt as exc:
+        print(
+            f"{PROG}: {_stopped(exc)}; the finished segments are kept in each film's job "
+            "folder. Run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return _interrupt_code(exc)
+    if not args.quiet:
+        for video in result.colorized:
+            print(f"{video.output}: {video.frames} frames colorized")
+    if result.failed:
+        print(f"{PROG}: {result.summary()}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(result.summary())
+    return 0
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, colorizer: Colorizer) -> Iterator[Any]:
+    """Where the segments are made: None (this machine) or a Ray cluster, connected for the
+    length of the command."""
+    if args.cluster is None:
+        yield None
+        return
+    from .cluster import RayCluster
+
+    with RayCluster.connect(args.ray_address, colorizer, args.threads) as cluster:
+        yield cluster
 
 
 def _colorize_url(args: argparse.Namespace) -> int:
@@ -317,18 +407,48 @@ def _colorize_url(args: argparse.Namespace) -> int:
 
 
 def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None) -> int:
-    from .jobs import JobOptions, default_job_dir
-    from .pipeline import configure_threads, plan_video, run_video
+    from .jobs import default_job_dir
+    from .pipeline import plan_video, run_video
+
+    options = _job_options(args)
+    job = plan_video(input_path, output, _render_config(args), args.overwrite, args.fps, args.audio)
+    colorizer = _shared_colorizer(
+        args.model, args.weights, args.device, args.render_factor, args.batch_size
+    )
+    job_dir = options.job_dir or default_job_dir(job.output)
+    try:
+        with _executor(args, colorizer) as executor, _ProgressBars(args.quiet) as bars:
+            result = run_video(job, colorizer, progress=bars, options=options, executor=executor)
+    except KeyboardInterrupt as exc:
+        print(
+            f"{PROG}: {_stopped(exc)}; the finished segments are kept in {job_dir}. Run the same "
+            "command again to resume.",
+            file=sys.stderr,
+        )
+        return _interrupt_code(exc)
+    if not args.quiet:
+        rate = f" at {_fps_text(result.info.fps)} frames/s" if result.info.is_sequence else ""
+        print(f"{result.output}: {result.frames} frames colorized{rate}")
+    return 0
+
+
+def _job_options(args: argparse.Namespace) -> JobOptions:
+    """The job options of ``colorize``; also sets the model's CPU threads."""
+    from .jobs import JobOptions
+    from .pipeline import configure_threads
 
     configure_threads(args.threads)
-    options = JobOptions(
+    return JobOptions(
         job_dir=args.job_dir,
         fresh=args.fresh,
         keep_job=args.keep_job,
         segment_seconds=args.segment_seconds,
         workers=args.workers,
     )
-    config = RenderConfig(
+
+
+def _render_config(args: argparse.Namespace) -> RenderConfig:
+    return RenderConfig(
         model=args.model,
         render_factor=args.render_factor,
         batch_size=args.batch_size,
@@ -341,25 +461,6 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         allow_truncated=args.allow_truncated,
         recolor=args.recolor,
     )
-    job = plan_video(input_path, output, config, args.overwrite, args.fps, args.audio)
-    colorizer = _shared_colorizer(
-        args.model, args.weights, args.device, args.render_factor, args.batch_size
-    )
-    job_dir = options.job_dir or default_job_dir(job.output)
-    try:
-        with _ProgressBars(disabled=args.quiet) as bars:
-            result = run_video(job, colorizer, progress=bars, options=options)
-    except KeyboardInterrupt as exc:
-        print(
-            f"{PROG}: {_stopped(exc)}; the finished segments are kept in {job_dir}. Run the same "
-            "command again to resume.",
-            file=sys.stderr,
-        )
-        return _interrupt_code(exc)
-    if not args.quiet:
-        rate = f" at {_fps_text(result.info.fps)} frames/s" if result.info.is_sequence else ""
-        print(f"{result.output}: {result.frames} frames colorized{rate}")
-    return 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -708,29 +809,38 @@ class _ProgressBars:
 
     A bar starts at the count its first event reports, so after a resume its rate and ETA
     count only this run's work. Stages follow each other: a new stage's bar closes the bars
-    before it, so it is drawn below them and never moves them.
+    before it, so it is drawn below them and never moves them. The ``batch`` bar (frames over
+    every film of a batch) stays on top for the whole run; a stage's bar starts again when
+    its count goes back or its total changes (the next film).
     """
 
     UNITS = {
         "download": ("B", True),
+        "batch": ("frame", False),
         "colorize": ("frame", False),
         "mux": ("step", False),
         "score": ("step", False),
     }
+    LASTING = "batch"
 
     def __init__(self, disabled: bool) -> None:
         self.disabled = disabled
         self.bars: dict[str, tqdm] = {}
 
-    def __enter__(self) -> Callable[[ProgressEvent], None]:
+    def __enter__(self) -> _ProgressBars:
         return self
 
     def __call__(self, event: ProgressEvent) -> None:
         if self.disabled:
             return
         bar = self.bars.get(event.stage)
+        if bar is not None and (event.done < bar.n or event.total != bar.total):
+            bar.close()
+            del self.bars[event.stage]
+            bar = None
         if bar is None:
-            self._close()
+            if event.stage != self.LASTING:
+                self._close(keep=self.LASTING)
             unit, scale = self.UNITS.get(event.stage, ("step", False))
             bar = tqdm(
                 total=event.total,
@@ -746,9 +856,13 @@ class _ProgressBars:
         if event.message:
             bar.set_postfix_str(event.message, refresh=False)
 
-    def _close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+    def write(self, line: str) -> None:
+        """Print a line to stderr above the bars."""
+        tqdm.write(line, file=sys.stderr)
+
+    def _close(self, keep: str = "") -> None:
+        for stage in [stage for stage in self.bars if stage != keep]:
+            self.bars.pop(stage).close()
 
     def __exit__(self, *exc: object) -> None:
         self._close()

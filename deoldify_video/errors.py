@@ -77,6 +77,11 @@ class JobStateError(DeoldifyError):
     """An existing job folder does not match the requested job, or is locked by another run."""
 
 
+class ClusterError(DeoldifyError):
+    """A cluster cannot do the work: no address, unreachable, no node with the resources the
+    work needs, or a node that does not see the shared input or job folder."""
+
+
 class InternalError(DeoldifyError):
     """A fault of the run, not of its input: a worker process died, an invariant broke."""
 

@@ -205,6 +205,13 @@ class InputIdentity:
         return cls(pattern, size, max(stat.st_mtime_ns for stat in stats), digest.hexdigest())
 
 
+def identify_input(source: Path, info: VideoInfo) -> InputIdentity:
+    """The identity of a job's input: a video file, or the image sequence ``info`` describes."""
+    if info.is_sequence:
+        return InputIdentity.of_sequence(find_sequence(source))
+    return InputIdentity.of(source)
+
+
 def probe_record(info: VideoInfo) -> dict[str, Any]:
     """The probe result as JSON data (fractions as ``"n/d"``), without the path as typed."""
     data = dataclasses.asdict(info)
@@ -425,9 +432,7 @@ def new_manifest(
             1}``), recorded to warn a resume that runs it elsewhere.
     """
     return Manifest(
-        input=InputIdentity.of_sequence(find_sequence(source))
-        if info.is_sequence
-        else InputIdentity.of(source),
+        input=identify_input(source, info),
         output=str(output.resolve()),
         probe=probe_record(info),
         model=model,

@@ -74,6 +74,7 @@ JOINED_NAME = "video.mkv"
 CONCAT_NAME = "video.concat.mkv"
 LIST_NAME = "segments.ffconcat"
 FRAME_STAGE = "video.frame"  # image frames are written as video.frame<number>.<ext> first
+OUTPUT_STEM_SUFFIX = "_colorized"  # what the default output's name adds to the input's
 
 
 def default_output_path(input_path: str | Path) -> Path:
@@ -82,9 +83,9 @@ def default_output_path(input_path: str | Path) -> Path:
     path = Path(input_path)
     if is_sequence(path):
         folder = path if path.is_dir() else path.parent
-        return folder.resolve().with_name(f"{folder.resolve().name}_colorized.mkv")
+        return folder.resolve().with_name(f"{folder.resolve().name}{OUTPUT_STEM_SUFFIX}.mkv")
     ext = path.suffix.lower() if path.suffix.lower() in muxing.MUXERS else ".mkv"
-    return path.with_name(f"{path.stem}_colorized{ext}")
+    return path.with_name(f"{path.stem}{OUTPUT_STEM_SUFFIX}{ext}")
 
 
 def names_folder(output: str | Path) -> bool:
