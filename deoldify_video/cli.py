@@ -507,7 +507,24 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
         f" over {_duration(status.work_seconds)} of work"
     )
     print(f"ETA:        {_duration(eta) if eta is not None else 'unknown yet'}")
+    for share in status.nodes:
+        rate = f"{share.fps:.2f} frames/s" if share.fps is not None else "rate unknown"
+        print(
+            f"node:       {share.node}: {len(share.segments)} segments "
+            f"({_ranges(share.segments)}), {share.frames} frames, {rate}"
+        )
     return 0
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """``0-2, 5, 7-8`` for sorted numbers."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _duration(seconds: float) -> str:

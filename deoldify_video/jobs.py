@@ -843,6 +843,8 @@ class JobStatus:
         work_seconds: wall-clock seconds spent on the job so far, over all runs.
         running: a run holds the job's lock now.
         joined: every segment is done and joined; only the final mux remains.
+        nodes: for a job made on a cluster, each node's finished segments (see
+            :class:`NodeShare`), in the order of their first segment.
     """
 
     job_dir: Path
@@ -855,6 +857,7 @@ class JobStatus:
     work_seconds: float
     running: bool
     joined: bool
+    nodes: tuple[NodeShare, ...] = ()
 
     @property
     def fps(self) -> float | None:
@@ -868,6 +871,45 @@ class JobStatus:
         """Seconds left at the throughput so far, or None when unknown."""
         rate = self.fps
         return None if rate is None else (self.frames - self.frames_done) / rate
+
+
+@dataclass(frozen=True)
+class NodeShare:
+    """The segments one cluster node made for a job.
+
+    Attributes:
+        node: the node (``host:node id``).
+        segments: the indexes of its finished segments.
+        frames: the frames in them.
+        seconds: the wall-clock seconds its worker spent on them.
+    """
+
+    node: str
+    segments: tuple[int, ...]
+    frames: int
+    seconds: float
+
+    @property
+    def fps(self) -> float | None:
+        """The node's throughput in frames per second, or None when unknown."""
+        return self.frames / self.seconds if self.seconds > 0 else None
+
+
+def node_shares(manifest: Manifest) -> tuple[NodeShare, ...]:
+    """Who made which finished segment, for the segments a cluster node made."""
+    shares: dict[str, list[SegmentRecord]] = {}
+    for record in manifest.segments:
+        if record.done is not None and record.node:
+            shares.setdefault(record.node, []).append(record)
+    return tuple(
+        NodeShare(
+            node,
+            tuple(r.segment.index for r in records),
+            sum(r.segment.frame_count for r in records),
+            sum(r.seconds for r in records),
+        )
+        for node, records in shares.items()
+    )
 
 
 def job_status(job_dir: Path) -> JobStatus:
@@ -890,6 +932,7 @@ def job_status(job_dir: Path) -> JobStatus:
         work_seconds=manifest.work_seconds,
         running=is_locked(job_dir),
         joined=manifest.joined is not None,
+        nodes=node_shares(manifest),
     )
 
 
