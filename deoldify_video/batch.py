@@ -18,7 +18,7 @@ from .errors import DeoldifyError, UsageError
 from .inference import Colorizer
 from .jobs import JobOptions
 from .media import mux as muxing
-from .media.sequence import is_sequence
+from .media.sequence import holds_frames
 from .pipeline import (
     DEFAULT_CONFIG,
     OUTPUT_STEM_SUFFIX,
@@ -106,10 +106,10 @@ def batch_items(
     first_for: dict[Path, Path] = {}
     for name in inputs:
         path = Path(name)
-        if not path.is_dir() or is_sequence(path) and not find_videos(path):
-            found = [(path, None)]
+        videos = find_videos(path, recursive) if path.is_dir() else []
+        if not path.is_dir() or not videos and holds_frames(path):
+            found = [(path, None)]  # a file, or a folder of numbered frames
         else:
-            videos = find_videos(path, recursive)
             if not videos:
                 hint = "" if recursive else " (--recursive looks in its sub-folders too)"
                 errors.append((path, UsageError(f"{path}: no video files in this folder{hint}")))

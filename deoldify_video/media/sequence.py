@@ -101,12 +101,23 @@ def output_sequence(path: str | Path) -> tuple[str, str, int] | None:
     return name[: match.start()], name[match.end() :], int(match[2]) if match[2] else 0
 
 
+def holds_frames(folder: Path) -> bool:
+    """True when ``folder`` holds numbered image files (of :data:`SEQUENCE_EXTENSIONS`)."""
+    return any(_is_frame(entry) for entry in folder.iterdir())
+
+
+def _is_frame(entry: Path) -> bool:
+    match = _NUMBERED.match(entry.name)
+    return bool(match) and match[3].lower() in SEQUENCE_EXTENSIONS and entry.is_file()
+
+
 def _only_numbering(folder: Path) -> tuple[str, str, int, list[int]]:
     """The one numbering of the image files in ``folder``."""
     groups: dict[tuple[str, str], list[str]] = {}
     for entry in folder.iterdir():
-        match = _NUMBERED.match(entry.name)
-        if match and match[3].lower() in SEQUENCE_EXTENSIONS and entry.is_file():
+        if _is_frame(entry):
+            match = _NUMBERED.match(entry.name)
+            assert match is not None
             groups.setdefault((match[1], match[3]), []).append(match[2])
     if not groups:
         kinds = ", ".join(SEQUENCE_EXTENSIONS)
