@@ -255,7 +255,11 @@ class RayCluster:
         )
         blob_ref = ray.put(blob)
         actor_class = ray.remote(SegmentWorker).options(
-            num_gpus=self.shape.gpus, num_cpus=self.shape.threads, max_restarts=0
+            num_gpus=self.shape.gpus,
+            num_cpus=self.shape.threads,
+            max_restarts=0,
+            # idle OpenMP threads must not spin while ffmpeg works (read when torch loads)
+            runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
         )
         digest = hashlib.sha256(blob).hexdigest()
         actors = [
