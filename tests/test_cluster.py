@@ -162,6 +162,23 @@ def test_the_driver_killed_the_same_command_resumes_to_the_same_film(
     assert frame_md5s(output) == reference
 
 
+def test_ctrl_c_stops_the_run_with_130_and_frees_the_cluster_for_the_next(
+    cluster, clip, tiny_weights, tmp_path
+):
+    output = tmp_path / "out.mkv"
+    job_dir = Path(f"{output}.job")
+    proc = start(command([clip], output, tiny_weights, "--quiet", *on_cluster(cluster)))
+    while segments_done(job_dir) < 1:
+        assert proc.poll() is None, finish(proc)[1]
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches its foreground job
+    code, err = finish(proc)
+    assert code == 130, err
+    assert "interrupted" in err and "Run the same command again to resume" in err
+    assert not output.exists()
+    # Its workers were killed: the next run (the test below) finds the cluster's CPUs free.
+
+
 def test_a_batch_with_a_corrupt_film_gives_the_others_one_error_line_and_exit_code_2(
     cluster, clip, tiny_weights, reference, tmp_path
 ):
