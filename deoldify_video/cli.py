@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="colorize a truncated or damaged input as far as it goes, with a warning",
     )
+    _add_excerpt_options(p)
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
@@ -233,6 +234,22 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
 
 
+def _add_excerpt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--start",
+        metavar="T",
+        help="colorize an excerpt from this time: seconds or HH:MM:SS.mmm (default 0)",
+    )
+    p.add_argument("--duration", metavar="D", help="the excerpt's length (seconds or clock)")
+    p.add_argument("--end", metavar="T", help="or the excerpt's end (default: the video's end)")
+    p.add_argument(
+        "--compare",
+        choices=["side", "split"],
+        help="also write OUTPUT_compare.EXT: the original and the colour video side by side, "
+        "or split in one picture",
+    )
+
+
 def _add_job_options(p: argparse.ArgumentParser) -> None:
     from .jobs import DEFAULT_SEGMENT_SECONDS
 
@@ -319,6 +336,7 @@ def _colorize_url(args: argparse.Namespace) -> int:
 def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None) -> int:
     from .jobs import JobOptions, default_job_dir
     from .pipeline import configure_threads, plan_video, run_video
+    from .timecode import span_from_options
 
     configure_threads(args.threads)
     options = JobOptions(
@@ -340,6 +358,8 @@ def _colorize_file(args: argparse.Namespace, input_path: str, output: str | None
         smooth_strength=args.smooth_strength,
         allow_truncated=args.allow_truncated,
         recolor=args.recolor,
+        excerpt=span_from_options(args.start, args.duration, args.end),
+        compare=args.compare,
     )
     job = plan_video(input_path, output, config, args.overwrite, args.fps, args.audio)
     colorizer = _shared_colorizer(

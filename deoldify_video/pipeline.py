@@ -35,7 +35,9 @@ import torch
 import torch.multiprocessing
 
 from . import color, colour_input, jobs
+from .before_after import check_compare, write_compare
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
+from .excerpt import Excerpt, plan_excerpt, shifted
 from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
@@ -131,6 +133,12 @@ class VideoJob:
     settings: EncodeSettings
     config: RenderConfig
     frames_out: FramesOutput | None = None
+    excerpt: Excerpt | None = None
+
+    @property
+    def frame_count(self) -> int:
+        """The frames the output holds: the excerpt's, or every frame of the source."""
+        return self.excerpt.count if self.excerpt is not None else self.info.frame_count
 
 
 @dataclass(frozen=True)
@@ -229,9 +237,14 @@ def plan_video(
         plans = tuple(muxing.plan_streams(info, output, config.codec))
         b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
         settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
+    if config.compare is not None:
+        check_compare(config.compare, output, frames_out is not None, overwrite)
+    excerpt = None
+    if config.excerpt is not None:
+        excerpt = plan_excerpt(info, video_frame_times(info), config.excerpt)
     if not config.recolor:
         colour_input.check_video(info)
-    return VideoJob(source, output, info, plans, settings, config, frames_out)
+    return VideoJob(source, output, info, plans, settings, config, frames_out, excerpt)
 
 
 def batch_size_for(info: VideoInfo, requested: int) -> int:
@@ -329,6 +342,7 @@ def run_video(
         raise InternalError(
             f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
         )
+    first = job.excerpt.first if job.excerpt is not None else 0  # the job's first frame
     requested = jobs.new_manifest(
         job.source,
         output,
@@ -336,7 +350,7 @@ def run_video(
         colorizer.spec.name,
         weights_digest(colorizer.model),
         render_settings(job, colorizer, segment_frames, warmup),
-        jobs.plan_segments(info.frame_count, segment_frames),
+        jobs.plan_segments(job.frame_count, segment_frames),
         {"device": str(colorizer.device), "threads": torch.get_num_threads(),
          "workers": options.workers},
     )  # fmt: skip
@@ -348,8 +362,9 @@ def run_video(
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
             context = SegmentContext(info, job.settings, job.config, job_dir)
+            seek_origin = info.format_start_time - info.decode_delay
             works = [
-                jobs.segment_work(s, warmup, times, info.format_start_time)
+                jobs.segment_work(shifted(s, first), warmup, times, seek_origin)
                 for s in manifest.pending()
             ]
             workers = min(options.workers, len(works))
@@ -358,19 +373,20 @@ def run_video(
             else:
                 for work in works:
                     tracker.segment_done(encode_segment(work, context, colorizer, tracker.frames))
-            tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, times))
+            own_times = times[first : first + job.frame_count]
+            tracker.joined(_join_segments(tracker.manifest, job_dir, info, job.settings, own_times))
             _remove_segment_files(tracker.manifest, job_dir)
         if job.frames_out is not None:
             _write_frames(job_dir / JOINED_NAME, job, job_dir, report)
         else:
             report(ProgressEvent("mux", 0, 1))
-            _mux(job_dir / JOINED_NAME, job, output)
+            _mux(job_dir / JOINED_NAME, job, output, job_dir)
             report(ProgressEvent("mux", 1, 1))
         if not options.keep_job:
             jobs.clear_job(job_dir)
     if not options.keep_job:
         jobs.remove_job(job_dir)
-    return VideoResult(output=output, frames=info.frame_count, info=info)
+    return VideoResult(output=output, frames=job.frame_count, info=info)
 
 
 @contextlib.contextmanager
@@ -412,6 +428,7 @@ def render_settings(
         "encode": dataclasses.asdict(job.settings),
         "segment_frames": segment_frames,
         "warmup_frames": warmup,
+        "excerpt": job.excerpt.record() if job.excerpt is not None else None,
     }
 
 
@@ -659,7 +676,8 @@ def _join_segments(
     manifest: Manifest, job_dir: Path, info: VideoInfo, settings: EncodeSettings, times: list[float]
 ) -> FileRecord:
     """Join the finished segments into ``video.mkv`` in the job folder, without re-encoding;
-    a variable-frame-rate video is given the source's own timestamps."""
+    a variable-frame-rate video is given the source's own timestamps (``times``: those of the
+    job's frames)."""
     bounds = [0, *(r.segment.end for r in manifest.segments)]
     durations = concat.segment_durations(bounds, info.fps)
     names = [r.done.file for r in manifest.segments if r.done is not None]
@@ -680,14 +698,14 @@ def _join_segments(
             muxing.retime(joined, times, part)
         else:
             concat.concat(list_path, part, settings)
-        _check_frame_count(part, info.frame_count)
+        _check_frame_count(part, len(times))
         jobs.sync_file(part)
         os.replace(part, final)
     finally:
         part.unlink(missing_ok=True)
         joined.unlink(missing_ok=True)
     jobs.sync_folder(job_dir)
-    return jobs.file_record(final, info.frame_count)
+    return jobs.file_record(final, len(times))
 
 
 def _remove_segment_files(manifest: Manifest, job_dir: Path) -> None:
@@ -713,7 +731,7 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     writer = ImageSequenceWriter(
         folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / FRAME_STAGE
     )
-    total = job.info.frame_count
+    total = job.frame_count
     done = 0
     while done < total and writer.path(frames.first_number + done).is_file():
         done += 1
@@ -733,12 +751,20 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     jobs.sync_folder(folder)
 
 
-def _mux(video: Path, job: VideoJob, output: Path) -> None:
-    """Mux the colour video with the source's other streams into ``output`` (via a ``.part``)."""
+def _mux(video: Path, job: VideoJob, output: Path, job_dir: Path) -> None:
+    """Mux the colour video with the source's other streams into ``output`` (via a ``.part``),
+    and write the before/after video from it when the job asks for one."""
     part = jobs.part_path(output)
     try:
         muxer = muxing.muxer_for(output)
-        muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec)
+        excerpt = job.excerpt
+        window = (excerpt.start, excerpt.duration) if excerpt is not None else None
+        muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec, window)
+        if job.config.compare is not None:
+            write_compare(
+                part, output, job.info, excerpt, job.config.compare, job.settings,
+                job.frame_count, job_dir,
+            )  # fmt: skip
         jobs.sync_file(part)
         os.replace(part, output)
     finally:
