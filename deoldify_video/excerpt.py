@@ -84,19 +84,32 @@ def plan_excerpt(info: VideoInfo, times: Sequence[float], span: TimeSpan) -> Exc
             f"{info.path}: the excerpt ends at {format_time(span.end)}, past the end of the "
             f"video ({length})"
         )
-    first = _first_at_or_after(offsets, span.start)
-    stop = len(offsets) if span.end is None else _first_at_or_after(offsets, span.end)
+    first = frame_at(info, times, span.start)
+    stop = len(offsets) if span.end is None else frame_at(info, times, span.end)
     if stop <= first:
         raise UsageError(
             f"{info.path}: no frame starts between {format_time(span.start)} and "
             f"{format_time(span.end or end_of_video)}"
         )
     until = offsets[stop] if stop < len(offsets) else end_of_video
-    seek = (offsets[first - 1] + offsets[first]) / 2 + info.decode_delay if first else None
+    seek = seek_time(info, times, first)
     return Excerpt(first, stop - first, offsets[first], until - offsets[first], seek)
 
 
-def _first_at_or_after(offsets: Sequence[float], time: float) -> int:
-    """The index of the first of the sorted ``offsets`` at or after ``time`` (``len`` if
-    none)."""
-    return bisect.bisect_left(offsets, time - _SAME_TIME)
+def frame_at(info: VideoInfo, times: Sequence[float], time: float) -> int:
+    """The index of the first frame at or after ``time`` (seconds from the start of the file;
+    ``len(times)`` when none is).
+
+    Args:
+        times: the sorted presentation time of every frame, on the file's own clock.
+    """
+    return bisect.bisect_left(times, info.format_start_time + time - _SAME_TIME)
+
+
+def seek_time(info: VideoInfo, times: Sequence[float], index: int) -> float | None:
+    """Where a decoder seeks (``-ss``, seconds from the start of the file) to start exactly at
+    frame ``index``: halfway between it and the frame before, so that no rounding of either
+    time adds or drops a frame; None for the first frame (decode from the start)."""
+    if index == 0:
+        return None
+    return (times[index - 1] + times[index]) / 2 - info.format_start_time + info.decode_delay
