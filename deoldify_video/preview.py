@@ -291,7 +291,9 @@ def render_sheet(rows: Sequence[Row], headers: Sequence[str], cell_width: int) -
     for r, row in enumerate(rows):
         y = GAP + header + GAP + r * (cell_height + GAP)
         for c, picture in enumerate([row.grey, *row.colours]):
-            cell = Image.fromarray(picture).resize((cell_width, cell_height), Image.LANCZOS)
+            cell = Image.fromarray(picture).resize(
+                (cell_width, cell_height), Image.Resampling.LANCZOS
+            )
             if c == 0:
                 cell = Image.fromarray(labels.draw_text(np.asarray(cell), row.label, text, 0, 0))
             sheet.paste(cell, (GAP + c * (cell_width + GAP), y))
