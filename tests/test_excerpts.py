@@ -340,3 +340,20 @@ def test_compare_refusals(tmp_path, make_clip, tiny_colorizer):
             source, tmp_path / "f_%04d.png", tiny_colorizer, RenderConfig(compare="split")
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out_compare.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "factor"), [("odd.mkv", "split", 1), ("tenbit.mkv", "side", 2)]
+)
+def test_compare_of_odd_sizes_and_deep_video(
+    tmp_path, make_clip, tiny_colorizer, name, mode, factor
+):
+    output = tmp_path / "out.mkv"
+    colorize_video(make_clip(name), output, tiny_colorizer, RenderConfig(compare=mode))
+    out, both = probe(output), probe(tmp_path / "out_compare.mkv")
+    assert (both.width, both.height, both.frame_count) == (
+        factor * out.width,
+        out.height,
+        out.frame_count,
+    )
+    assert both.bit_depth == out.bit_depth
