@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="colorize a truncated or damaged input as far as it goes, with a warning",
     )
+    _add_excerpt_options(p)
     _add_job_options(p)
     p.set_defaults(handler=cmd_colorize)
 
@@ -134,11 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(handler=cmd_image)
+    _add_preview_parser(sub)
     _add_models_parser(sub)
     _add_jobs_parser(sub)
     _add_evaluate_parser(sub)
     _add_train_parser(sub)
     return parser
+
+
+def _add_preview_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("preview", help="a sheet of a few frames colorized with several settings")
+    p.add_argument("input", metavar="INPUT", help="a video file or a photo")
+    p.add_argument("-o", "--output", help="the sheet, a .png (default: INPUT_preview.png)")
+    p.add_argument("--frames", type=int, default=None, help="frames spread over the film (6)")
+    p.add_argument("--at", metavar="T,...", help="or the frames at these times (s or clock)")
+    p.add_argument(
+        "--models", default="default", help="models or weights files, comma-separated (lite)"
+    )
+    p.add_argument(
+        "--render-factors", metavar="N,...", help="render factors (default: each model's own)"
+    )
+    p.add_argument("--width", type=int, default=320, help="each picture's width (320 px)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing sheet")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_preview)
 
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -237,6 +258,22 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         help="model input size in units of 16 px (default: the model's own)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+
+
+def _add_excerpt_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--start",
+        metavar="T",
+        help="colorize an excerpt from this time: seconds or HH:MM:SS.mmm (default 0)",
+    )
+    p.add_argument("--duration", metavar="D", help="the excerpt's length (seconds or clock)")
+    p.add_argument("--end", metavar="T", help="or the excerpt's end (default: the video's end)")
+    p.add_argument(
+        "--compare",
+        choices=["side", "split"],
+        help="also write OUTPUT_compare.EXT: the original and the colour video side by side, "
+        "or split in one picture",
+    )
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
@@ -448,6 +485,8 @@ def _job_options(args: argparse.Namespace) -> JobOptions:
 
 
 def _render_config(args: argparse.Namespace) -> RenderConfig:
+    from .timecode import span_from_options
+
     return RenderConfig(
         model=args.model,
         render_factor=args.render_factor,
@@ -460,6 +499,8 @@ def _render_config(args: argparse.Namespace) -> RenderConfig:
         smooth_strength=args.smooth_strength,
         allow_truncated=args.allow_truncated,
         recolor=args.recolor,
+        excerpt=span_from_options(args.start, args.duration, args.end),
+        compare=args.compare,
     )
 
 
@@ -486,6 +527,33 @@ def _frame_rate(text: str) -> Fraction:
 
 def _fps_text(fps: Fraction) -> str:
     return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .preview import settings_for, write_sheet
+    from .timecode import parse_time
+
+    at = [parse_time(t, "--at") for t in args.at.split(",")] if args.at else None
+    factors = None
+    if args.render_factors:
+        try:
+            factors = [int(f) for f in args.render_factors.split(",")]
+        except ValueError:
+            raise UsageError(f"--render-factors {args.render_factors}: not whole numbers") from None
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    colorizers = []
+    for name in models:  # every model is loaded (or its absence reported) before any decoding
+        colorizer = _shared_colorizer(name, None, args.device, None, 1)
+        colorizers.append((Path(name).stem if Path(name).is_file() else colorizer.spec.name,
+                           colorizer))  # fmt: skip
+    with _ProgressBars(disabled=args.quiet) as bars:
+        sheet = write_sheet(
+            args.input, args.output, settings_for(colorizers, factors), args.frames, at,
+            args.width, args.overwrite, bars,
+        )  # fmt: skip
+    if not args.quiet:
+        print(sheet)
+    return 0
 
 
 def cmd_jobs_status(args: argparse.Namespace) -> int:

@@ -969,6 +969,7 @@ _OPTIONS = {
     "device": "--device",
     "threads": "--threads",
     "workers": "--workers",
+    "excerpt": "--start/--end",
 }
 # Settings that follow from others and need no words of their own when those changed.
 _DERIVED = {"model_batch_size": "batch_size", "warmup_frames": "smooth_strength"}

@@ -37,7 +37,9 @@ import torch
 import torch.multiprocessing
 
 from . import color, colour_input, jobs
+from .before_after import check_compare, write_compare
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
+from .excerpt import Excerpt, plan_excerpt, shifted
 from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
@@ -135,6 +137,12 @@ class VideoJob:
     settings: EncodeSettings
     config: RenderConfig
     frames_out: FramesOutput | None = None
+    excerpt: Excerpt | None = None
+
+    @property
+    def frame_count(self) -> int:
+        """The frames the output holds: the excerpt's, or every frame of the source."""
+        return self.excerpt.count if self.excerpt is not None else self.info.frame_count
 
 
 @dataclass(frozen=True)
@@ -233,9 +241,14 @@ def plan_video(
         plans = tuple(muxing.plan_streams(info, output, config.codec))
         b_frames = muxing.holds_b_frames(muxing.muxer_for(output))
         settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
+    if config.compare is not None:
+        check_compare(config.compare, output, frames_out is not None, overwrite)
+    excerpt = None
+    if config.excerpt is not None:
+        excerpt = plan_excerpt(info, video_frame_times(info), config.excerpt)
     if not config.recolor:
         colour_input.check_video(info)
-    return VideoJob(source, output, info, plans, settings, config, frames_out)
+    return VideoJob(source, output, info, plans, settings, config, frames_out, excerpt)
 
 
 def batch_size_for(info: VideoInfo, requested: int) -> int:
@@ -404,7 +417,7 @@ class _Run:
         self.films: dict[int, _Film] = {}
         self.results: dict[int, VideoResult | DeoldifyError] = {}
         self.tasks: list[SegmentTask] = []
-        self.batch_total = sum(job.info.frame_count for job in self.jobs)
+        self.batch_total = sum(job.frame_count for job in self.jobs)
         self.batch_done = 0
         self.front: int | None = None  # the film whose progress is reported
 
@@ -443,7 +456,7 @@ class _Run:
             colorizer.spec.name,
             weights_digest(colorizer.model),
             render_settings(job, colorizer, segment_frames, warmup),
-            jobs.plan_segments(info.frame_count, segment_frames),
+            jobs.plan_segments(job.frame_count, segment_frames),
             {"device": str(colorizer.device), "threads": torch.get_num_threads(),
              "workers": self.options.workers},
         )  # fmt: skip
@@ -465,10 +478,12 @@ class _Run:
     def _works(self, film: _Film) -> list[SegmentWork]:
         if film.tracker.manifest.joined is not None:
             return []
-        info = film.job.info
+        info, excerpt = film.job.info, film.job.excerpt
+        first = excerpt.first if excerpt is not None else 0  # the job's first frame
+        seek_origin = info.format_start_time - info.decode_delay
         warmup = int(film.tracker.manifest.settings["warmup_frames"])
         return [
-            jobs.segment_work(s, warmup, film.times, info.format_start_time)
+            jobs.segment_work(shifted(s, first), warmup, film.times, seek_origin)
             for s in film.tracker.manifest.pending()
         ]
 
@@ -485,7 +500,7 @@ class _Run:
         film.tracker.done += count
         self.batch_done += count
         if n == self.front:
-            self.report(ProgressEvent("colorize", film.tracker.done, film.job.info.frame_count))
+            self.report(ProgressEvent("colorize", film.tracker.done, film.job.frame_count))
         self._report_batch()
 
     def segment_done(self, task: SegmentTask, done: SegmentDone) -> None:
@@ -516,17 +531,18 @@ class _Run:
         try:
             with _full_disk_explained(job_dir, job.output):
                 if tracker.manifest.joined is None:
+                    first = job.excerpt.first if job.excerpt is not None else 0
+                    own_times = film.times[first : first + job.frame_count]
+                    info, settings = job.info, job.settings
                     tracker.joined(
-                        _join_segments(
-                            tracker.manifest, job_dir, job.info, job.settings, film.times
-                        )
+                        _join_segments(tracker.manifest, job_dir, info, settings, own_times)
                     )
                     _remove_segment_files(tracker.manifest, job_dir)
                 if job.frames_out is not None:
                     _write_frames(job_dir / JOINED_NAME, job, job_dir, self.report)
                 else:
                     self.report(ProgressEvent("mux", 0, 1))
-                    _mux(job_dir / JOINED_NAME, job, job.output)
+                    _mux(job_dir / JOINED_NAME, job, job.output, job_dir)
                     self.report(ProgressEvent("mux", 1, 1))
                 if not self.options.keep_job:
                     jobs.clear_job(job_dir)
@@ -537,17 +553,17 @@ class _Run:
         film.lock.close()
         if not self.options.keep_job:
             jobs.remove_job(job_dir)
-        self.results[n] = VideoResult(job.output, job.info.frame_count, job.info)
+        self.results[n] = VideoResult(job.output, job.frame_count, job.info)
         self._advance_front()
 
     def _fail(self, n: int, error: DeoldifyError) -> None:
         film = self.films.pop(n, None)
         if film is not None:
             self.batch_done -= film.tracker.done
-            self.batch_total -= film.job.info.frame_count
+            self.batch_total -= film.job.frame_count
             film.lock.close()
         else:
-            self.batch_total -= self.jobs[n].info.frame_count
+            self.batch_total -= self.jobs[n].frame_count
         self.results[n] = error
         self._advance_front()
 
@@ -555,7 +571,7 @@ class _Run:
         front = min(self.films, default=None)
         if front is not None and front != self.front:
             film = self.films[front]
-            self.report(ProgressEvent("colorize", film.tracker.done, film.job.info.frame_count))
+            self.report(ProgressEvent("colorize", film.tracker.done, film.job.frame_count))
         self.front = front
 
     def _report_batch(self) -> None:
@@ -630,6 +646,7 @@ def render_settings(
         "encode": dataclasses.asdict(job.settings),
         "segment_frames": segment_frames,
         "warmup_frames": warmup,
+        "excerpt": job.excerpt.record() if job.excerpt is not None else None,
     }
 
 
@@ -861,7 +878,8 @@ def _join_segments(
     manifest: Manifest, job_dir: Path, info: VideoInfo, settings: EncodeSettings, times: list[float]
 ) -> FileRecord:
     """Join the finished segments into ``video.mkv`` in the job folder, without re-encoding;
-    a variable-frame-rate video is given the source's own timestamps."""
+    a variable-frame-rate video is given the source's own timestamps (``times``: those of the
+    job's frames)."""
     bounds = [0, *(r.segment.end for r in manifest.segments)]
     durations = concat.segment_durations(bounds, info.fps)
     names = [r.done.file for r in manifest.segments if r.done is not None]
@@ -882,14 +900,14 @@ def _join_segments(
             muxing.retime(joined, times, part)
         else:
             concat.concat(list_path, part, settings)
-        _check_frame_count(part, info.frame_count)
+        _check_frame_count(part, len(times))
         jobs.sync_file(part)
         os.replace(part, final)
     finally:
         part.unlink(missing_ok=True)
         joined.unlink(missing_ok=True)
     jobs.sync_folder(job_dir)
-    return jobs.file_record(final, info.frame_count)
+    return jobs.file_record(final, len(times))
 
 
 def _remove_segment_files(manifest: Manifest, job_dir: Path) -> None:
@@ -915,7 +933,7 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     writer = ImageSequenceWriter(
         folder, frames.prefix, frames.suffix, frames.digits, settings.depth, job_dir / FRAME_STAGE
     )
-    total = job.info.frame_count
+    total = job.frame_count
     done = 0
     while done < total and writer.path(frames.first_number + done).is_file():
         done += 1
@@ -935,12 +953,20 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     jobs.sync_folder(folder)
 
 
-def _mux(video: Path, job: VideoJob, output: Path) -> None:
-    """Mux the colour video with the source's other streams into ``output`` (via a ``.part``)."""
+def _mux(video: Path, job: VideoJob, output: Path, job_dir: Path) -> None:
+    """Mux the colour video with the source's other streams into ``output`` (via a ``.part``),
+    and write the before/after video from it when the job asks for one."""
     part = jobs.part_path(output)
     try:
         muxer = muxing.muxer_for(output)
-        muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec)
+        excerpt = job.excerpt
+        window = (excerpt.start, excerpt.duration) if excerpt is not None else None
+        muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec, window)
+        if job.config.compare is not None:
+            write_compare(
+                part, output, job.info, excerpt, job.config.compare, job.settings,
+                job.frame_count, job_dir,
+            )  # fmt: skip
         jobs.sync_file(part)
         os.replace(part, output)
     finally:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .timecode import TimeSpan
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ class VideoInfo:
             beside an image sequence); "" otherwise.
         container: the demuxer that reads the file (ffprobe's ``format_name``, such as
             ``"matroska,webm"``), "" if unknown.
+        decode_delay: seconds that the decoder adds to the frame times the packets give (a
+            stream without presentation times whose decoder reorders frames, as AVI with
+            B-frames): a seek aims that much later. 0.0 for most files.
     """
 
     path: str
@@ -83,6 +90,7 @@ class VideoInfo:
     container: str = ""
     input_options: tuple[str, ...] = ()
     streams_path: str = ""
+    decode_delay: float = 0.0
 
     @property
     def is_sequence(self) -> bool:
@@ -130,6 +138,11 @@ class RenderConfig:
             stopping. Frames are never dropped or duplicated either way.
         recolor: colorize a colour source too, replacing its colours; by default a colour
             source is refused.
+        excerpt: colorize only this part of the video (see :mod:`deoldify_video.excerpt`);
+            None for all of it.
+        compare: also write a before/after video beside the output: ``"side"`` (the original
+            and the colour video side by side) or ``"split"`` (one picture, the original on
+            the left of a split line); None for none.
     """
 
     model: str = "default"
@@ -143,6 +156,8 @@ class RenderConfig:
     smooth_strength: float | None = None
     allow_truncated: bool = False
     recolor: bool = False
+    excerpt: TimeSpan | None = None
+    compare: str | None = None
 
 
 @dataclass(frozen=True)

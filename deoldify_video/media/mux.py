@@ -123,20 +123,32 @@ def mux_command(
     out_path: str | Path,
     muxer: str,
     codec: str,
+    window: tuple[float, float] | None = None,
 ) -> list[str]:
     """ffmpeg call that joins the colour video (encoded with ``codec``) with the source's other
     streams, metadata and chapters, stream-copying everything but the listed subtitle
     conversions.
 
     The colour video is shifted to the source video's start time so that audio stays in sync.
+
+    Args:
+        window: for a colour video of an excerpt, ``(start, duration)`` in seconds from the
+            start of the source file: the excerpt's first frame's time and its length. The
+            other streams are cut to it, stream-copied, so each cut falls on a packet
+            boundary: the first packet kept is the first that starts at or after ``start``
+            (an audio stream starts up to one packet late, in sync), the last one the last
+            that starts before ``start + duration``; subtitles and chapters are shifted
+            with them.
     """
-    offset = max(0.0, info.start_time - info.format_start_time)
+    offset = max(0.0, info.start_time - info.format_start_time) if window is None else 0.0
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
     cmd += ["-itsoffset", f"{offset:.6f}", "-i", path_arg(video_path)]
     # The other streams come from the source file, or from the sound given beside an image
     # sequence; a sequence without sound has nothing else to copy.
     other = info.streams_path or ("" if info.is_sequence else info.path)
     if other:
+        if window is not None:
+            cmd += ["-ss", f"{window[0]:.6f}", "-t", f"{window[1]:.6f}"]
         cmd += ["-i", path_arg(other)]
     cmd += ["-map", "0:v:0"]
     for plan in plans:
@@ -144,6 +156,8 @@ def mux_command(
     if other:
         cmd += ["-map_metadata", "1", "-map_chapters", "1" if info.has_chapters else "-1"]
     cmd += ["-c", "copy"]
+    if window is not None:  # no packet from before the cut, whose time would be negative
+        cmd += ["-copypriorss", "0"]
     if not holds_b_frames(muxer) and codec == "libx264":
         cmd += ["-bsf:v:0", "h264_mp4toannexb"]
     for out_index, plan in enumerate(plans, start=1):
@@ -161,12 +175,13 @@ def mux(
     out_path: str | Path,
     muxer: str,
     codec: str,
+    window: tuple[float, float] | None = None,
 ) -> None:
     """Run :func:`mux_command`, logging each conversion as a warning."""
     for plan in plans:
         if plan.note:
             log.warning("%s", plan.note)
-    command = mux_command(video_path, info, plans, out_path, muxer, codec)
+    command = mux_command(video_path, info, plans, out_path, muxer, codec, window)
     run(command, EncodeError, what="muxing", writes=out_path)
 
 

@@ -109,6 +109,7 @@ def probe(path: str | Path, allow_truncated: bool = False) -> VideoInfo:
         frame_count=len(scan.timestamps),
         duration=float(fmt.get("duration") or video.get("duration") or 0.0),
         vfr=is_variable_rate(scan.timestamps),
+        decode_delay=_decode_delay(video, fps) if scan.decoding_times else 0.0,
         rotation=_rotation(video),
         sar=_ratio(video.get("sample_aspect_ratio")),
         pix_fmt=str(video.get("pix_fmt", "")),
@@ -138,12 +139,15 @@ class PacketScan:
         times: the same in seconds.
         ends: for each stream index, where its last packet ends, in seconds.
         errors: what the demuxer wrote at ``-v error`` ("" for a clean read).
+        decoding_times: the video packets carry no presentation times, so their decoding
+            times were taken.
     """
 
     timestamps: list[int]
     times: list[float]
     ends: dict[int, float]
     errors: str
+    decoding_times: bool = False
 
 
 def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) -> PacketScan:
@@ -163,6 +167,7 @@ def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) 
     ticks: list[int] = []
     times: list[float] = []
     ends: dict[int, float] = {}
+    decoding_times = False
     for line in proc.stdout.decode().splitlines():
         fields = line.split(",")
         if len(fields) < 8 or not _int(fields[0]):
@@ -177,9 +182,10 @@ def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) 
                 continue
             ticks.append(int(stamp))
             times.append(start)
+            decoding_times = decoding_times or not _int(pts)
         end = start + (float(duration) if _number(duration) else 0.0)
         ends[int(index)] = max(ends.get(int(index), end), end)
-    return PacketScan(sorted(ticks), sorted(times), ends, errors)
+    return PacketScan(sorted(ticks), sorted(times), ends, errors, decoding_times)
 
 
 def frame_timestamps(path: str | Path, video_index: int) -> list[int]:
@@ -205,6 +211,14 @@ def is_variable_rate(pts: list[int]) -> bool:
     median = gaps[len(gaps) // 2]
     tolerance = max(1, median // 10) if median > 1 else 0
     return any(abs(g - median) > tolerance for g in gaps)
+
+
+def _decode_delay(stream: dict[str, Any], fps: Fraction) -> float:
+    """Seconds that the decoder adds to the decoding times of a stream that stores no
+    presentation times (AVI with B-frames): it holds back as many frames as it reorders
+    (``has_b_frames``) and gives each the decoding time of the packet it read last."""
+    depth = stream.get("has_b_frames")
+    return float(int(depth) / fps) if depth and _int(str(depth)) else 0.0
 
 
 def _field_order(stream: dict[str, Any]) -> str:

@@ -106,7 +106,7 @@ class EncodeSettings:
     @property
     def input_pix_fmt(self) -> str:
         layout = "420" if self.chroma_subsampled else "444"
-        return _yuv_pix_fmt(layout, self.depth)
+        return yuv_pix_fmt(layout, self.depth)
 
     @property
     def output_depth(self) -> int:
@@ -124,10 +124,10 @@ class EncodeSettings:
         if self.codec in NVENC and self.output_depth > 8:
             return "p010le" if even else "yuv444p16le"
         layout = "420" if even and not self.full_chroma else "444"
-        return _yuv_pix_fmt(layout, self.output_depth)
+        return yuv_pix_fmt(layout, self.output_depth)
 
 
-def _yuv_pix_fmt(layout: str, depth: int) -> str:
+def yuv_pix_fmt(layout: str, depth: int) -> str:
     """``yuv420p``, ``yuv444p12le``...: planar YUV of ``depth`` bits (little-endian above 8)."""
     return f"yuv{layout}p" + ("" if depth == 8 else f"{depth}le")
 
@@ -204,7 +204,7 @@ def writer_command(settings: EncodeSettings, muxer: str = "nut") -> list[str]:
     if s.field_order:  # the field displayed first: top for tt and bt
         filters += ",setfield=" + ("tff" if s.field_order in ("tt", "bt") else "bff")
     cmd += ["-vf", filters]
-    cmd += _codec_args(s)
+    cmd += codec_args(s)
     if s.field_order:
         cmd += ["-field_order", s.field_order]
         if s.codec in ("libx264", "prores"):
@@ -293,7 +293,8 @@ def colour_args(settings: EncodeSettings) -> list[str]:
     return cmd
 
 
-def _codec_args(s: EncodeSettings) -> list[str]:
+def codec_args(s: EncodeSettings) -> list[str]:
+    """ffmpeg output options that choose and tune the settings' encoder."""
     no_b_frames = [] if s.b_frames else ["-bf", "0"]
     if s.codec == "libx264":
         # x264 holds its lookahead's frames: 40 of them at medium, 1.7 GB at 4K. Above 1080p
