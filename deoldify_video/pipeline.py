@@ -48,11 +48,9 @@ from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
 from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
-from .types import ProgressEvent, RenderConfig, VideoInfo
+from .types import ProgressCallback, ProgressEvent, RenderConfig, VideoInfo
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
 BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -158,18 +160,54 @@ class Segment:
         return self.end - self.start
 
 
+Stage = Literal[
+    "download",
+    "colorize",
+    "mux",
+    "frames",
+    "score",
+    "evaluate",
+    "train-gen",
+    "train-critic",
+    "train-gan",
+]
+"""The long operations that report progress, and the stages they go through."""
+
+STAGES: tuple[Stage, ...] = get_args(Stage)
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
-    """A progress report sent to the caller's callback.
+    """A progress report sent to the caller's callback, by every long operation.
 
     Attributes:
-        stage: ``"download"``, ``"colorize"`` or ``"mux"``.
-        done: units finished so far (frames for colorize, bytes for download).
+        stage: what is being done (one of :data:`STAGES`):
+
+            - ``"download"``: an online clip or a model's weights arriving (bytes);
+            - ``"colorize"``: a video's frames through the model (frames);
+            - ``"mux"``: the colour video joined with the source's other streams (0, then 1);
+            - ``"frames"``: numbered image files written for an image-sequence output (frames);
+            - ``"score"``: frames compared by ``evaluate --video`` (frames);
+            - ``"evaluate"``: photos colorized and scored by ``evaluate --images`` (photos);
+            - ``"train-gen"``, ``"train-critic"``, ``"train-gan"``: training steps of a phase.
+        done: units finished so far.
         total: units in all, or None when unknown.
-        message: optional human-readable detail.
+        message: optional human-readable detail (a file name, the current losses).
+
+    Raises:
+        ValueError: an unknown ``stage``.
     """
 
-    stage: str
+    stage: Stage
     done: int
     total: int | None
     message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown progress stage {self.stage!r} (stages: {STAGES})")
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+"""What receives a long operation's progress events; an exception it raises stops the
+operation."""

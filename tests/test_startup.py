@@ -62,3 +62,23 @@ def test_version_comes_from_the_package_metadata():
     import deoldify_video
 
     assert deoldify_video.__version__ == importlib.metadata.version("deoldify-video")
+
+
+def test_every_public_name_resolves_and_errors_and_records_need_no_torch():
+    code = (
+        "import sys, deoldify_video as dv\n"
+        "from deoldify_video import DeoldifyError, ProbeError, RenderConfig, ProgressEvent\n"
+        "from deoldify_video import STAGES, VideoInfo\n"
+        "assert issubclass(ProbeError, DeoldifyError) and 'colorize' in STAGES\n"
+        "print('torch' in sys.modules)\n"
+        "missing = [n for n in dv.__all__ if getattr(dv, n, None) is None]\n"
+        "print(missing, sorted(set(dv.__all__) - set(dir(dv))))\n"
+    )
+    assert _python(code) == "False\n[] []"
+
+
+def test_the_package_exports_every_lazy_name():
+    import deoldify_video
+
+    assert set(deoldify_video._LAZY) <= set(deoldify_video.__all__)
+    assert len(deoldify_video.__all__) == len(set(deoldify_video.__all__))

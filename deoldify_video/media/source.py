@@ -29,7 +29,7 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import UnsupportedError, YoutubeDLError
 
 from ..errors import SourceError
-from ..types import ProgressEvent
+from ..types import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def ytdlp_options(
 def fetch(
     url: str,
     dest_dir: Path,
-    progress: Callable[[ProgressEvent], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_playlist: bool = False,
 ) -> list[FetchedClip]:
     """Download the clip (or, with ``allow_playlist``, every clip) behind ``url`` into ``dest_dir``.
@@ -275,7 +275,7 @@ def _download(ydl: yt_dlp.YoutubeDL, url: str, video: dict[str, Any]) -> Fetched
 
 
 def _progress_hook(
-    progress: Callable[[ProgressEvent], None] | None,
+    progress: ProgressCallback | None,
 ) -> Callable[[dict[str, Any]], None]:
     """A yt-dlp progress hook that turns its dicts into ``ProgressEvent("download", ...)``."""
 
