@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.multiprocessing
 
-from . import color, colour_input, jobs
+from . import atomic, color, colour_input, jobs
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
 from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
@@ -341,7 +341,7 @@ def run_video(
     output.parent.mkdir(parents=True, exist_ok=True)
     with _full_disk_explained(job_dir, output), jobs.JobLock(job_dir):
         manifest = jobs.open_job(job_dir, requested, options.fresh)
-        jobs.remove_parts(output.parent, output.name + ".")
+        atomic.remove_parts(output.parent, output.name + ".")
         jobs.warn_if_short(manifest, job_dir, output.parent)
         tracker = _Tracker(job_dir, manifest, report)
         if manifest.joined is None:
@@ -482,16 +482,11 @@ def encode_segment(
         (the segment's index, the record of its file).
     """
     final = segment_path(context.job_dir, work.segment.index)
-    part = jobs.part_path(final)
-    try:
+    with atomic.writing(final) as part:
         SegmentRender(
             context.info, colorizer, context.settings, part, context.config, work, on_frames
         ).run()
         _check_frame_count(part, work.segment.frame_count)
-        jobs.sync_file(part)
-        os.replace(part, final)
-    finally:
-        part.unlink(missing_ok=True)
     return work.segment.index, jobs.file_record(final, work.segment.frame_count)
 
 
@@ -666,25 +661,19 @@ def _join_segments(
             f"{job_dir}: cannot join, {len(durations) - len(names)} segments missing"
         )
     list_path = job_dir / LIST_NAME
-    jobs.write_atomic(
-        list_path, concat.concat_list_text(list(zip(names, durations, strict=True))).encode()
-    )
+    atomic.write_text(list_path, concat.concat_list_text(list(zip(names, durations, strict=True))))
     final = job_dir / JOINED_NAME
-    part = jobs.part_path(final)
-    joined = jobs.part_path(job_dir / CONCAT_NAME)
+    joined = atomic.part_path(job_dir / CONCAT_NAME)
     try:
-        if info.vfr:
-            concat.concat(list_path, joined, settings)
-            muxing.retime(joined, times, part)
-        else:
-            concat.concat(list_path, part, settings)
-        _check_frame_count(part, info.frame_count)
-        jobs.sync_file(part)
-        os.replace(part, final)
+        with atomic.writing(final) as part:
+            if info.vfr:
+                concat.concat(list_path, joined, settings)
+                muxing.retime(joined, times, part)
+            else:
+                concat.concat(list_path, part, settings)
+            _check_frame_count(part, info.frame_count)
     finally:
-        part.unlink(missing_ok=True)
         joined.unlink(missing_ok=True)
-    jobs.sync_folder(job_dir)
     return jobs.file_record(final, info.frame_count)
 
 
@@ -728,20 +717,14 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
             writer.write(rgb, frames.first_number + done)
             done += planes.shape[0]
             report(ProgressEvent("frames", done, total))
-    jobs.sync_folder(folder)
+    atomic.sync_folder(folder)
 
 
 def _mux(video: Path, job: VideoJob, output: Path) -> None:
     """Mux the colour video with the source's other streams into ``output`` (via a ``.part``)."""
-    part = jobs.part_path(output)
-    try:
+    with atomic.writing(output) as part:
         muxer = muxing.muxer_for(output)
         muxing.mux(video, job.info, list(job.plans), part, muxer, job.settings.codec)
-        jobs.sync_file(part)
-        os.replace(part, output)
-    finally:
-        part.unlink(missing_ok=True)
-    jobs.sync_folder(output.parent)
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -813,7 +796,7 @@ def _colorize_in_workers(
                 process.terminate()
         for process in processes:
             process.join()
-        jobs.remove_parts(context.job_dir, "segment-")  # what stopped workers left
+        atomic.remove_parts(context.job_dir, "segment-")  # what stopped workers left
 
 
 def _worker_devices(device: torch.device, workers: int) -> list[torch.device]:

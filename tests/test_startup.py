@@ -82,3 +82,15 @@ def test_the_package_exports_every_lazy_name():
 
     assert set(deoldify_video._LAZY) <= set(deoldify_video.__all__)
     assert len(deoldify_video.__all__) == len(set(deoldify_video.__all__))
+
+
+def test_hashing_and_safe_writes_load_no_heavy_module():
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "from deoldify_video import atomic, checksum\n"
+        "path = pathlib.Path(tempfile.mkdtemp()) / 'x'\n"
+        "atomic.write_bytes(path, b'abc')\n"
+        "assert checksum.sha256_of(path).startswith('ba7816bf')\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    assert _python(code) == "[]"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import http
 import json
 import logging
-import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import UnsupportedError, YoutubeDLError
 
+from .. import atomic
 from ..errors import SourceError
 from ..types import ProgressCallback, ProgressEvent
 
@@ -377,10 +377,8 @@ def _shorten(url: str) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (``.part`` then ``os.replace``)."""
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(part, path)
+    """Write ``data`` as JSON to ``path`` atomically."""
+    atomic.write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 def _save_record(dest_dir: Path, url: str, playlist: bool, clips: list[FetchedClip]) -> None:

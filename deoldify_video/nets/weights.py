@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import atomic
 from ..checksum import sha256_of
 from ..errors import ModelNotFoundError, WeightsError
 from ..types import ProgressCallback, ProgressEvent
@@ -409,7 +410,7 @@ def download_weights(
     except WeightsError as exc:
         part.unlink(missing_ok=True)
         raise WeightsError(f"{source} did not give usable weights (removed): {exc}") from exc
-    os.replace(part, dest)
+    atomic.commit(part, dest)
     logger.info("stored %s weights at %s", spec.name, dest)
     return dest
 

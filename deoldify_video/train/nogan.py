@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from .. import atomic
 from ..color import ycbcr_to_rgb
 from ..errors import DeoldifyError, UsageError
 from ..nets.lite import Encoder, LiteColorizer, lite
@@ -262,9 +262,8 @@ def _resolve_device(device: str) -> torch.device:
 
 
 def _save_atomic(obj: object, path: Path) -> None:
-    part = path.with_name(path.name + ".part")
-    torch.save(obj, part)
-    os.replace(part, path)
+    with atomic.writing(path) as part:
+        torch.save(obj, part)
 
 
 def _fp16_state(model: nn.Module) -> dict[str, torch.Tensor]:
