@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import logging
 import os
 import queue
@@ -42,10 +41,11 @@ from .media import concat
 from .media import mux as muxing
 from .media.image_writer import ImageSequenceWriter, image_format
 from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
-from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.reader import FrameReader
 from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .nets.weights import weights_digest
 from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
 from .types import ProgressCallback, ProgressEvent, RenderConfig, VideoInfo
@@ -436,20 +436,6 @@ def smoothing_config(config: RenderConfig) -> SmoothingConfig | None:
     return SmoothingConfig(strength=strength)
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 of a network's state: every tensor's name, dtype, shape and bytes, in name order.
-
-    The same weights give the same digest whatever file, device or memory layout they came
-    from.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- one segment
 
 
@@ -540,9 +526,9 @@ class SegmentRender:
         self.config = config
         self.work = work
         self.on_frames = on_frames
-        self.depth = plane_depth(info)
-        self.full_range = full_range(info)
-        self.matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+        self.depth = info.plane_depth
+        self.full_range = info.full_range
+        self.matrix = "bt601" if info.is_rgb_source else color.matrix_for(info.color_space)
         self.smoothing = smoothing_config(config)
         self.next_index = work.first  # frame index of the next batch the model takes
         self.written = 0
@@ -710,7 +696,7 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     joined = probe(video)
     times = video_frame_times(joined)
     start = None if done == 0 else (times[done - 1] + times[done]) / 2
-    matrix = "bt601" if is_rgb_source(job.info) else color.matrix_for(job.info.color_space)
+    matrix = "bt601" if job.info.is_rgb_source else color.matrix_for(job.info.color_space)
     with FrameReader(joined, start, total - done, yuv444=True) as reader:
         for planes in reader.batches(FRAMES_PER_WRITE):
             rgb = color.planes_to_rgb(planes, settings.depth, settings.full_range, matrix)

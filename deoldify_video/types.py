@@ -27,6 +27,12 @@ class StreamInfo:
     channels: int = 0
 
 
+# Bits per sample of the planes the pipeline works with (see VideoInfo.plane_depth).
+PLANE_DEPTHS = (8, 10, 12, 16)
+# Pixel formats (ffmpeg's names, by prefix) that the decoder delivers as YUV or grey planes.
+_YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What ffprobe says about a video file, normalised.
@@ -97,6 +103,29 @@ class VideoInfo:
         if self.rotation in (90, 270):
             return self.height, self.width
         return self.width, self.height
+
+    @property
+    def plane_depth(self) -> int:
+        """Bits per sample of the planes the pipeline works with: the source's own depth,
+        rounded up to one of :data:`PLANE_DEPTHS` (a 14-bit scan is read as 16 bits,
+        losslessly)."""
+        return next(d for d in PLANE_DEPTHS if self.bit_depth <= d or d == PLANE_DEPTHS[-1])
+
+    @property
+    def is_rgb_source(self) -> bool:
+        """True when the decoder delivers RGB (or palette) pictures rather than YUV planes.
+
+        Such frames are converted to BT.601 "tv"-range YUV before the Y plane is taken.
+        """
+        return not self.pix_fmt.startswith(_YUV_PREFIXES)
+
+    @property
+    def full_range(self) -> bool:
+        """True when the Y plane the reader delivers uses the full ("pc") range: never for an
+        RGB source (converted to "tv" range), else as tagged (``yuvj`` formats are full)."""
+        if self.is_rgb_source:
+            return False
+        return self.color_range == "pc" or self.pix_fmt.startswith("yuvj")
 
     @property
     def audio_streams(self) -> tuple[StreamInfo, ...]:

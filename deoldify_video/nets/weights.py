@@ -21,6 +21,7 @@ The only module of :mod:`deoldify_video.nets` that touches the disk or the netwo
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.client
 import logging
 import os
@@ -343,6 +344,20 @@ def _materialise(spec: ModelSpec, state: dict[str, torch.Tensor]) -> nn.Module:
         model = spec.builder()
         model.load_state_dict(state, strict=True)
     return model
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of a network's state: every tensor's name, dtype, shape and bytes, in name order.
+
+    The same weights give the same digest whatever file, device or memory layout they came
+    from.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- downloading
