@@ -65,7 +65,7 @@ from versus_frame_files import EXAMPLE, Setup, compare  # noqa: E402
 from deoldify_video import color, metrics  # noqa: E402
 from deoldify_video.inference import Colorizer, render_size, resolve_device  # noqa: E402
 from deoldify_video.media.probe import probe  # noqa: E402
-from deoldify_video.media.reader import FrameReader, full_range, plane_depth, read_all  # noqa: E402
+from deoldify_video.media.reader import FrameReader, read_all  # noqa: E402
 from deoldify_video.media.writer import FrameWriter, encode_settings, writer_command  # noqa: E402
 from deoldify_video.nets.registry import InputPolicy, ModelSpec, get_spec  # noqa: E402
 from deoldify_video.nets.weights import load_network, weights_location  # noqa: E402
@@ -381,7 +381,7 @@ def encode_rate(clip: Path, batch: int, folder: Path) -> dict[str, Any]:
     info = probe(clip)
     settings = encode_settings(info)
     luma = read_all(info, count=min(info.frame_count, 48))
-    grey = np.full((batch, 2, *settings.chroma_size), 1 << (plane_depth(info) - 1), luma.dtype)
+    grey = np.full((batch, 2, *settings.chroma_size), 1 << (info.plane_depth - 1), luma.dtype)
     frames, start = 0, time.perf_counter()
     with FrameWriter(settings, folder / "encode_alone.mkv") as writer:
         while frames < info.frame_count:
@@ -425,7 +425,7 @@ def run_pipeline(clip: Path, net: Net, ctx: Context) -> dict[str, Any]:
 def part_correctness(ctx: Context) -> dict[str, Any]:
     info = probe(EXAMPLE)
     planes = read_all(info, count=ctx.profile.sample_frames)
-    depth, full = plane_depth(info), full_range(info)
+    depth, full = info.plane_depth, info.full_range
     mixed = [p for p in ctx.profile.precisions if p != "fp32"]
     per_model = {}
     for name, net in ctx.nets.items():

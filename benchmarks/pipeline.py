@@ -41,7 +41,7 @@ from deoldify_video import color  # noqa: E402
 from deoldify_video.errors import DeoldifyError  # noqa: E402
 from deoldify_video.inference import load_colorizer  # noqa: E402
 from deoldify_video.media.probe import probe  # noqa: E402
-from deoldify_video.media.reader import FrameReader, full_range, plane_depth  # noqa: E402
+from deoldify_video.media.reader import FrameReader  # noqa: E402
 from deoldify_video.media.writer import FrameWriter, encode_settings  # noqa: E402
 from deoldify_video.pipeline import colorize_video, configure_threads  # noqa: E402
 from deoldify_video.temporal import SmoothingConfig, smooth_chroma  # noqa: E402
@@ -75,7 +75,7 @@ def bench_io(clip: Path, out: Path, batch: int, preset: str) -> tuple[float, flo
     Returns (frames/s, CPU seconds per frame, ffmpeg's and the Python side's together)."""
     info = probe(clip)
     settings = encode_settings(info, preset=preset)
-    mid = 1 << (plane_depth(info) - 1)
+    mid = 1 << (info.plane_depth - 1)
     cpu, start = cpu_seconds(), time.perf_counter()
     with FrameReader(info) as reader, FrameWriter(settings, out) as writer:
         for planes in reader.batches(batch):
@@ -94,7 +94,7 @@ def bench_model(
     colorizer = load_colorizer(model, "cpu", batch_size=batch)
     with FrameReader(info, count=frames) as reader:
         planes = np.concatenate(list(reader.batches(batch)))
-    luma = colorizer.to_render_size(color.luma_to_unit(planes, plane_depth(info), full_range(info)))
+    luma = colorizer.to_render_size(color.luma_to_unit(planes, info.plane_depth, info.full_range))
     colorizer.predict(luma[:batch])  # warm-up
     cpu, start = cpu_seconds(), time.perf_counter()
     chroma = colorizer.predict(luma)

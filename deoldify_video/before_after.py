@@ -3,12 +3,11 @@ video and the source (one more encode, no second pass through the model)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from PIL import Image
 
-from . import jobs, labels
+from . import atomic, labels
 from .errors import InternalError, UsageError
 from .excerpt import Excerpt
 from .media import compare
@@ -66,28 +65,24 @@ def write_compare(
         EncodeError: ffmpeg failed; InternalError: the result lacks frames.
     """
     target = compare_path(output)
-    part = jobs.part_path(target)
     size = labels.text_size_for(settings.height)
     pictures = [labels.label(text, size) for text in LABELS]
-    files = [jobs.part_path(work_dir / f"video.label-{text}.png") for text in LABELS]
+    files = [atomic.part_path(work_dir / f"video.label-{text}.png") for text in LABELS]
     try:
-        for picture, file in zip(pictures, files, strict=True):
-            Image.fromarray(picture).save(file, format="PNG")
-        marks = compare.Labels(files[0], files[1], pictures[1].shape[1], max(2, size // 2))
-        start = frame_times(colour, 0)[0]
-        seek = excerpt.seek if excerpt is not None else None
-        command = compare.compare_command(
-            colour, start, frames, info, seek, mode, marks, settings, part, muxer_for(target)
-        )
-        compare.write_compare(command, part)
-        written = len(frame_times(part, 0))
-        if written != frames:
-            raise InternalError(f"{target}: {written} frames written instead of {frames}")
-        jobs.sync_file(part)
-        os.replace(part, target)
+        with atomic.writing(target) as part:
+            for picture, file in zip(pictures, files, strict=True):
+                Image.fromarray(picture).save(file, format="PNG")
+            marks = compare.Labels(files[0], files[1], pictures[1].shape[1], max(2, size // 2))
+            start = frame_times(colour, 0)[0]
+            seek = excerpt.seek if excerpt is not None else None
+            command = compare.compare_command(
+                colour, start, frames, info, seek, mode, marks, settings, part, muxer_for(target)
+            )
+            compare.write_compare(command, part)
+            written = len(frame_times(part, 0))
+            if written != frames:
+                raise InternalError(f"{target}: {written} frames written instead of {frames}")
     finally:
-        part.unlink(missing_ok=True)
         for file in files:
             file.unlink(missing_ok=True)
-    jobs.sync_folder(target.parent)
     return target

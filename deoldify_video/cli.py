@@ -745,15 +745,17 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     colorizer = load_colorizer(
         args.model, args.device, args.render_factor, batch_size=1, weights=args.weights
     )
-    report = evaluate_images(
-        colorizer.model,
-        colorizer.spec,
-        photos,
-        colorizer.device,
-        colorizer.render_factor,
-        args.max_side,
-        sources,
-    )
+    with _ProgressBars(disabled=args.quiet) as bars:
+        report = evaluate_images(
+            colorizer.model,
+            colorizer.spec,
+            photos,
+            colorizer.device,
+            colorizer.render_factor,
+            args.max_side,
+            sources,
+            bars,
+        )
     summary = report.to_dict()
     if args.sheet:
         Image.fromarray(contact_sheet(report)).save(args.sheet)
@@ -815,7 +817,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
     installed = {spec.name: (path, size) for spec, path, size in weights.installed_weights()}
     rows = [("NAME", "STATE", "SIZE", "WHERE / DESCRIPTION")]
-    for name in registry.model_names():
+    for name in registry.list_models():
         spec = registry.get_spec(name)
         default = " (default)" if name == registry.DEFAULT_MODEL else ""
         if name in installed:
@@ -840,11 +842,7 @@ def cmd_models_download(args: argparse.Namespace) -> int:
               f"{weights.weights_location(spec)}")  # fmt: skip
         return 0
     with _ProgressBars(disabled=args.quiet) as bars:
-        path = weights.download_weights(
-            spec,
-            progress=lambda done, total: bars(ProgressEvent("download", done, total)),
-            url=args.url,
-        )
+        path = weights.download_weights(spec, progress=bars, url=args.url)
     print(path)
     return 0
 
@@ -904,7 +902,9 @@ class _ProgressBars:
         "batch": ("frame", False),
         "colorize": ("frame", False),
         "mux": ("step", False),
+        "frames": ("frame", False),
         "score": ("step", False),
+        "evaluate": ("photo", False),
     }
     LASTING = "batch"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import color, colour_input, deoldify_policy
+from . import atomic, color, colour_input, deoldify_policy
 from .errors import ProbeError, UsageError
 from .inference import Colorizer, oversize_note
 
@@ -144,12 +143,8 @@ def colorize_image(
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{output}: cannot create its folder ({exc.strerror or exc})") from exc
-    part = output.with_name(f".{output.name}.part")
-    try:
+    with atomic.writing(output) as part:
         Image.fromarray(result).save(part, format=fmt, **options)
-        os.replace(part, output)
-    finally:
-        part.unlink(missing_ok=True)
     return output
 
 

@@ -7,14 +7,14 @@ request picks up the recorded state; a request that differs from the recorded on
 model, render setting or input file) is refused with a :class:`JobStateError` naming what
 changed.
 
-Files are only ever written as ``<name>.<pid>.part``, synced and renamed over ``<name>``, so
-the folder never holds a half-written file under a final name, and no process, not even a
-stray encoder left behind by a killed run, writes to another process's file.
+Files are only ever written through :mod:`deoldify_video.atomic` (as ``<name>.<pid>.part``,
+synced and renamed over ``<name>``), so the folder never holds a half-written file under a
+final name, and no process, not even a stray encoder left behind by a killed run, writes to
+another process's file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from . import atomic
 from .checksum import sha256_of
 from .errors import DiskFullError, JobStateError, UsageError
 from .media.sequence import ImageSequence, find_sequence, output_sequence
@@ -445,7 +446,7 @@ def new_manifest(
 
 def write_manifest(job_dir: Path, manifest: Manifest) -> None:
     """Write ``manifest.json`` atomically: a ``.part`` file, fsync, rename, fsync the folder."""
-    write_atomic(job_dir / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=1).encode())
+    atomic.write_bytes(job_dir / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=1).encode())
 
 
 def read_manifest(job_dir: Path) -> Manifest | None:
@@ -469,48 +470,6 @@ def read_manifest(job_dir: Path) -> Manifest | None:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def part_path(path: Path, tag: str | None = None) -> Path:
-    """The temporary name a process writes ``path`` under: ``<name>.<tag>.part``, the tag
-    being this process's id unless given (a cluster worker's names its node and process)."""
-    return path.with_name(f"{path.name}.{tag or os.getpid()}.part")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    part = part_path(path)
-    try:
-        with part.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
-    finally:
-        part.unlink(missing_ok=True)
-    sync_folder(path.parent)
-
-
-def sync_file(path: Path) -> None:
-    """Flush a finished file to the disk before it is renamed into place."""
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
-
-
-def sync_folder(folder: Path) -> None:
-    """Flush a folder's entries (a rename) to the disk, where the platform allows it."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def remove_parts(folder: Path, name: str = "") -> None:
-    """Delete every ``<name>*.part`` file in ``folder``: leftovers of killed runs."""
-    for part in folder.glob(f"{_glob_escape(name)}*.part"):
-        part.unlink(missing_ok=True)
 
 
 def file_record(path: Path, frames: int) -> FileRecord:
@@ -669,7 +628,7 @@ def open_job(job_dir: Path, requested: Manifest, fresh: bool) -> Manifest:
             "Run the same command with --fresh to start over (its finished segments are "
             "discarded), or give another --job-dir"
         )
-    remove_parts(job_dir)
+    atomic.remove_parts(job_dir)
     manifest = _verified(job_dir, recorded)
     for note in manifest.notes(requested):
         log.warning("%s", note)
@@ -1031,7 +990,3 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

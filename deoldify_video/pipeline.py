@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import hashlib
 import logging
 import os
 import queue
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 import torch.multiprocessing
 
-from . import color, colour_input, jobs
+from . import atomic, color, colour_input, jobs
 from .before_after import check_compare, write_compare
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
 from .excerpt import Excerpt, plan_excerpt, shifted
@@ -46,18 +45,17 @@ from .media import concat
 from .media import mux as muxing
 from .media.image_writer import ImageSequenceWriter, image_format
 from .media.probe import frame_timestamps, probe, probe_sequence, video_frame_times, with_sound
-from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.reader import FrameReader
 from .media.sequence import DEFAULT_FPS, find_sequence, is_sequence, output_sequence
 from .media.writer import EncodeSettings, FrameWriter, encode_settings
 from .nets.registry import ModelSpec
+from .nets.weights import weights_digest
 from .segment_pool import SegmentContext, SegmentDone, SegmentExecutor, SegmentPool, SegmentTask
 from .stages import Stages
 from .temporal import SmootherState, SmoothingConfig, smooth_chroma, warmup_frames
-from .types import ProgressEvent, RenderConfig, VideoInfo
+from .types import ProgressCallback, ProgressEvent, RenderConfig, VideoInfo
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[[ProgressEvent], None]
 
 QUEUE_DEPTH = 3
 BATCH_PIXELS = 8 * 1920 * 1088  # the most pixels in one batch of full-size frames
@@ -467,7 +465,7 @@ class _Run:
                 lock.enter_context(jobs.JobLock(job_dir))
                 manifest = jobs.open_job(job_dir, requested, self.options.fresh)
                 manifest = _adopt_finished_segments(manifest, job_dir)
-                jobs.remove_parts(output.parent, output.name + ".")
+                atomic.remove_parts(output.parent, output.name + ".")
                 jobs.warn_if_short(manifest, job_dir, output.parent)
         except BaseException:
             lock.close()
@@ -581,7 +579,7 @@ class _Run:
     def close(self) -> None:
         """Release every job still open (after an interrupt or a fault: they stay resumable)."""
         for film in self.films.values():
-            jobs.remove_parts(film.job_dir, "segment-")
+            atomic.remove_parts(film.job_dir, "segment-")
             film.lock.close()
         self.films.clear()
 
@@ -673,20 +671,6 @@ def smoothing_config(config: RenderConfig) -> SmoothingConfig | None:
     return SmoothingConfig(strength=strength)
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 of a network's state: every tensor's name, dtype, shape and bytes, in name order.
-
-    The same weights give the same digest whatever file, device or memory layout they came
-    from.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        data = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(data.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 # --------------------------------------------------------------------------- one segment
 
 
@@ -711,16 +695,11 @@ def encode_segment(
         the record of its file.
     """
     final = segment_path(context.job_dir, work.segment.index)
-    part = jobs.part_path(final, part_tag)
-    try:
+    with atomic.writing(final, part_tag) as part:
         SegmentRender(
             context.info, colorizer, context.settings, part, context.config, work, on_frames
         ).run()
         _check_frame_count(part, work.segment.frame_count)
-        jobs.sync_file(part)
-        os.replace(part, final)
-    finally:
-        part.unlink(missing_ok=True)
     return jobs.file_record(final, work.segment.frame_count)
 
 
@@ -774,9 +753,9 @@ class SegmentRender:
         self.config = config
         self.work = work
         self.on_frames = on_frames
-        self.depth = plane_depth(info)
-        self.full_range = full_range(info)
-        self.matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+        self.depth = info.plane_depth
+        self.full_range = info.full_range
+        self.matrix = "bt601" if info.is_rgb_source else color.matrix_for(info.color_space)
         self.smoothing = smoothing_config(config)
         self.next_index = work.first  # frame index of the next batch the model takes
         self.written = 0
@@ -888,25 +867,19 @@ def _join_segments(
             f"{job_dir}: cannot join, {len(durations) - len(names)} segments missing"
         )
     list_path = job_dir / LIST_NAME
-    jobs.write_atomic(
-        list_path, concat.concat_list_text(list(zip(names, durations, strict=True))).encode()
-    )
+    atomic.write_text(list_path, concat.concat_list_text(list(zip(names, durations, strict=True))))
     final = job_dir / JOINED_NAME
-    part = jobs.part_path(final)
-    joined = jobs.part_path(job_dir / CONCAT_NAME)
+    joined = atomic.part_path(job_dir / CONCAT_NAME)
     try:
-        if info.vfr:
-            concat.concat(list_path, joined, settings)
-            muxing.retime(joined, times, part)
-        else:
-            concat.concat(list_path, part, settings)
-        _check_frame_count(part, len(times))
-        jobs.sync_file(part)
-        os.replace(part, final)
+        with atomic.writing(final) as part:
+            if info.vfr:
+                concat.concat(list_path, joined, settings)
+                muxing.retime(joined, times, part)
+            else:
+                concat.concat(list_path, part, settings)
+            _check_frame_count(part, len(times))
     finally:
-        part.unlink(missing_ok=True)
         joined.unlink(missing_ok=True)
-    jobs.sync_folder(job_dir)
     return jobs.file_record(final, len(times))
 
 
@@ -943,21 +916,20 @@ def _write_frames(video: Path, job: VideoJob, job_dir: Path, report: ProgressCal
     joined = probe(video)
     times = video_frame_times(joined)
     start = None if done == 0 else (times[done - 1] + times[done]) / 2
-    matrix = "bt601" if is_rgb_source(job.info) else color.matrix_for(job.info.color_space)
+    matrix = "bt601" if job.info.is_rgb_source else color.matrix_for(job.info.color_space)
     with FrameReader(joined, start, total - done, yuv444=True) as reader:
         for planes in reader.batches(FRAMES_PER_WRITE):
             rgb = color.planes_to_rgb(planes, settings.depth, settings.full_range, matrix)
             writer.write(rgb, frames.first_number + done)
             done += planes.shape[0]
             report(ProgressEvent("frames", done, total))
-    jobs.sync_folder(folder)
+    atomic.sync_folder(folder)
 
 
 def _mux(video: Path, job: VideoJob, output: Path, job_dir: Path) -> None:
     """Mux the colour video with the source's other streams into ``output`` (via a ``.part``),
     and write the before/after video from it when the job asks for one."""
-    part = jobs.part_path(output)
-    try:
+    with atomic.writing(output) as part:
         muxer = muxing.muxer_for(output)
         excerpt = job.excerpt
         window = (excerpt.start, excerpt.duration) if excerpt is not None else None
@@ -967,11 +939,6 @@ def _mux(video: Path, job: VideoJob, output: Path, job_dir: Path) -> None:
                 part, output, job.info, excerpt, job.config.compare, job.settings,
                 job.frame_count, job_dir,
             )  # fmt: skip
-        jobs.sync_file(part)
-        os.replace(part, output)
-    finally:
-        part.unlink(missing_ok=True)
-    jobs.sync_folder(output.parent)
 
 
 # --------------------------------------------------------------------------- executors

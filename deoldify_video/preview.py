@@ -13,7 +13,6 @@ column per setting (model and render factor), labelled at the top.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import color, jobs, labels
+from . import atomic, color, labels
 from .errors import UsageError
 from .excerpt import frame_at, seek_time
 from .images import colorize_rgb, read_image
 from .inference import Colorizer, check_render_factor
 from .media.probe import probe, video_frame_times
-from .media.reader import FrameReader, full_range, is_rgb_source, plane_depth
+from .media.reader import FrameReader
 from .pipeline import STILL_IMAGE_CODECS
 from .temporal import SmoothingConfig, cut_scores
 from .timecode import format_time
@@ -227,8 +226,8 @@ def video_rows(
     (default :data:`DEFAULT_FRAMES`) chosen by :func:`choose_frames`."""
     report = progress or (lambda event: None)
     times = video_frame_times(info)
-    depth, pc_range = plane_depth(info), full_range(info)
-    matrix = "bt601" if is_rgb_source(info) else color.matrix_for(info.color_space)
+    depth, pc_range = info.plane_depth, info.full_range
+    matrix = "bt601" if info.is_rgb_source else color.matrix_for(info.color_space)
     planes: dict[int, np.ndarray] = {}
     if at is not None:
         chosen = frames_at(info, times, at)
@@ -338,11 +337,7 @@ def write_sheet(
         rows = video_rows(info, settings, frames, at, progress)
     sheet = render_sheet(rows, ["original", *(s.label for s in settings)], cell_width)
     output.parent.mkdir(parents=True, exist_ok=True)
-    part = jobs.part_path(output)
-    try:
+    with atomic.writing(output) as part:
         Image.fromarray(sheet).save(part, format="PNG", optimize=True)
-        os.replace(part, output)
-    finally:
-        part.unlink(missing_ok=True)
     log.info("%s: %d rows, %d columns", output, len(rows), len(settings) + 1)
     return output

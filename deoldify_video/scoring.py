@@ -13,7 +13,7 @@ from .errors import UsageError
 from .media.probe import probe
 from .media.reader import FrameReader
 from .metrics import ClipScores, score_clip
-from .types import ProgressEvent, VideoInfo
+from .types import ProgressCallback, ProgressEvent, VideoInfo
 
 DEFAULT_MAX_FRAMES = 240
 _BATCH = 16
@@ -38,7 +38,7 @@ def score_video(
     colorized: str | Path,
     truth: str | Path | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
-    progress: Callable[[ProgressEvent], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[ClipScores, int]:
     """Temporal steadiness (CDC, warp error) of a colorized video, and its CIEDE2000 and PSNR
     against the colour original when given.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from .timecode import TimeSpan
@@ -27,6 +28,12 @@ class StreamInfo:
     codec: str
     language: str = ""
     channels: int = 0
+
+
+# Bits per sample of the planes the pipeline works with (see VideoInfo.plane_depth).
+PLANE_DEPTHS = (8, 10, 12, 16)
+# Pixel formats (ffmpeg's names, by prefix) that the decoder delivers as YUV or grey planes.
+_YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,29 @@ class VideoInfo:
         return self.width, self.height
 
     @property
+    def plane_depth(self) -> int:
+        """Bits per sample of the planes the pipeline works with: the source's own depth,
+        rounded up to one of :data:`PLANE_DEPTHS` (a 14-bit scan is read as 16 bits,
+        losslessly)."""
+        return next(d for d in PLANE_DEPTHS if self.bit_depth <= d or d == PLANE_DEPTHS[-1])
+
+    @property
+    def is_rgb_source(self) -> bool:
+        """True when the decoder delivers RGB (or palette) pictures rather than YUV planes.
+
+        Such frames are converted to BT.601 "tv"-range YUV before the Y plane is taken.
+        """
+        return not self.pix_fmt.startswith(_YUV_PREFIXES)
+
+    @property
+    def full_range(self) -> bool:
+        """True when the Y plane the reader delivers uses the full ("pc") range: never for an
+        RGB source (converted to "tv" range), else as tagged (``yuvj`` formats are full)."""
+        if self.is_rgb_source:
+            return False
+        return self.color_range == "pc" or self.pix_fmt.startswith("yuvj")
+
+    @property
     def audio_streams(self) -> tuple[StreamInfo, ...]:
         return tuple(s for s in self.streams if s.kind == "audio")
 
@@ -173,18 +203,54 @@ class Segment:
         return self.end - self.start
 
 
+Stage = Literal[
+    "download",
+    "colorize",
+    "mux",
+    "frames",
+    "score",
+    "evaluate",
+    "train-gen",
+    "train-critic",
+    "train-gan",
+]
+"""The long operations that report progress, and the stages they go through."""
+
+STAGES: tuple[Stage, ...] = get_args(Stage)
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
-    """A progress report sent to the caller's callback.
+    """A progress report sent to the caller's callback, by every long operation.
 
     Attributes:
-        stage: ``"download"``, ``"colorize"`` or ``"mux"``.
-        done: units finished so far (frames for colorize, bytes for download).
+        stage: what is being done (one of :data:`STAGES`):
+
+            - ``"download"``: an online clip or a model's weights arriving (bytes);
+            - ``"colorize"``: a video's frames through the model (frames);
+            - ``"mux"``: the colour video joined with the source's other streams (0, then 1);
+            - ``"frames"``: numbered image files written for an image-sequence output (frames);
+            - ``"score"``: frames compared by ``evaluate --video`` (frames);
+            - ``"evaluate"``: photos colorized and scored by ``evaluate --images`` (photos);
+            - ``"train-gen"``, ``"train-critic"``, ``"train-gan"``: training steps of a phase.
+        done: units finished so far.
         total: units in all, or None when unknown.
-        message: optional human-readable detail.
+        message: optional human-readable detail (a file name, the current losses).
+
+    Raises:
+        ValueError: an unknown ``stage``.
     """
 
-    stage: str
+    stage: Stage
     done: int
     total: int | None
     message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown progress stage {self.stage!r} (stages: {STAGES})")
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+"""What receives a long operation's progress events; an exception it raises stops the
+operation."""

@@ -21,7 +21,8 @@ from deoldify_video.media import concat
 from deoldify_video.media.probe import frame_times, probe
 from deoldify_video.media.reader import FrameReader, read_all
 from deoldify_video.media.writer import encode_settings
-from deoldify_video.pipeline import colorize_video, weights_digest
+from deoldify_video.nets.weights import weights_digest
+from deoldify_video.pipeline import colorize_video
 from deoldify_video.types import ProgressEvent, Segment
 
 from .conftest import DATA

@@ -12,6 +12,7 @@ import torch
 
 from deoldify_video.nets.lite import Encoder, LiteColorizer, lite
 from deoldify_video.nets.registry import get_spec, shipped_models_dir
+from deoldify_video.types import ProgressEvent
 
 from .conftest import DATA
 
@@ -116,7 +117,11 @@ def test_shipped_model_beats_grey_on_validation_photos(shipped_path: Path) -> No
     model = lite()
     model.load_state_dict(torch.load(shipped_path, map_location="cpu", weights_only=True))
     paths = list_images(DATA / "photos-val.txt", DATA / "photos")
-    report = evaluate_images(model, get_spec("lite"), paths, max_side=256)
+    events: list[ProgressEvent] = []
+    report = evaluate_images(model, get_spec("lite"), paths, max_side=256, progress=events.append)
+    assert [(e.stage, e.done, e.total) for e in events] == [
+        ("evaluate", i, len(paths)) for i in range(1, len(paths) + 1)
+    ]
     mean = report.mean()
     # The quality bar: clearly below the grey baseline, at least half the truth's colourfulness.
     assert mean["ciede2000"] < mean["grey_ciede2000"] - 1.0

@@ -14,6 +14,7 @@ from deoldify_video.media import mux
 from deoldify_video.media.probe import is_variable_rate, probe
 from deoldify_video.media.reader import FrameReader, read_all, reader_command
 from deoldify_video.media.writer import encode_settings, writer_command
+from deoldify_video.types import VideoInfo
 
 from .conftest import DATA
 
@@ -211,3 +212,30 @@ def test_mux_command_copies_every_stream(make_clip):
 def test_timestamps_file():
     text = mux.timestamps_file_text([1.0, 1.04, 1.2])
     assert text.splitlines() == ["# timestamp format v2", "0.000000", "40.000000", "200.000000"]
+
+
+def _info(pix_fmt: str, bit_depth: int = 8, color_range: str = "") -> VideoInfo:
+    return VideoInfo(
+        "x.mkv", 64, 48, Fraction(25), 10, 0.4, False, 0, Fraction(1), pix_fmt, bit_depth,
+        color_range, "", "", "", "h264", 0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "bit_depth", "color_range", "depth", "rgb", "full"),
+    [
+        ("yuv420p", 8, "tv", 8, False, False),
+        ("yuv420p", 8, "pc", 8, False, True),
+        ("yuvj420p", 8, "", 8, False, True),
+        ("yuv420p10le", 10, "", 10, False, False),
+        ("gray12le", 12, "pc", 12, False, True),
+        ("yuv444p14le", 14, "", 16, False, False),  # read as 16 bits, losslessly
+        ("gbrp9le", 9, "", 10, True, False),
+        ("rgb24", 8, "pc", 8, True, False),  # RGB becomes tv-range YUV whatever its tag
+        ("pal8", 8, "", 8, True, False),
+        ("rgb48le", 16, "", 16, True, False),
+    ],
+)
+def test_video_facts_are_properties_of_the_video(pix_fmt, bit_depth, color_range, depth, rgb, full):
+    info = _info(pix_fmt, bit_depth, color_range)
+    assert (info.plane_depth, info.is_rgb_source, info.full_range) == (depth, rgb, full)

@@ -14,7 +14,7 @@ from yt_dlp.utils import RetryManager
 from deoldify_video.cli import _ProgressBars
 from deoldify_video.inference import oversize_note
 from deoldify_video.media import source
-from deoldify_video.types import ProgressEvent
+from deoldify_video.types import STAGES, ProgressEvent
 
 from .conftest import DATA
 from .test_cli import assert_one_line_error, run_cli
@@ -193,3 +193,10 @@ def test_a_new_stage_closes_the_bar_above_it():
     assert not bars.bars["mux"].disable
     assert "colorize: 100%" in text and "10/10" in text
     bars.__exit__(None, None, None)
+
+
+def test_progress_stages_are_the_listed_ones():
+    with pytest.raises(ValueError, match="unknown progress stage 'train'"):
+        ProgressEvent("train", 0, 1)  # type: ignore[arg-type]
+    assert set(_ProgressBars.UNITS) <= set(STAGES)
+    assert {"download", "colorize", "mux", "evaluate", "train-gan"} <= set(STAGES)

@@ -14,7 +14,7 @@ from deoldify_video.errors import UsageError
 from deoldify_video.excerpt import seek_time
 from deoldify_video.inference import load_colorizer
 from deoldify_video.media.probe import probe, video_frame_times
-from deoldify_video.media.reader import FrameReader, full_range, plane_depth
+from deoldify_video.media.reader import FrameReader
 from deoldify_video.pipeline import colorize_video
 from deoldify_video.preview import (
     GAP,
@@ -140,7 +140,7 @@ def test_preview_colour_is_the_full_runs(tmp_path):
     times, out_times = video_frame_times(info), video_frame_times(out)
     index = 50 + 5  # the excerpt starts with frame 50 (2.0 s at 25 fps)
     assert times[50] == pytest.approx(2.0)
-    depth, pc_range = plane_depth(info), full_range(info)
+    depth, pc_range = info.plane_depth, info.full_range
     matrix = color.matrix_for(info.color_space)
     single = load_colorizer("lite", "cpu", batch_size=1)
     sheet = colorize_plane(read_plane(info, times, index), single, depth, pc_range, matrix)

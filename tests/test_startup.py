@@ -62,3 +62,35 @@ def test_version_comes_from_the_package_metadata():
     import deoldify_video
 
     assert deoldify_video.__version__ == importlib.metadata.version("deoldify-video")
+
+
+def test_every_public_name_resolves_and_errors_and_records_need_no_torch():
+    code = (
+        "import sys, deoldify_video as dv\n"
+        "from deoldify_video import DeoldifyError, ProbeError, RenderConfig, ProgressEvent\n"
+        "from deoldify_video import STAGES, VideoInfo\n"
+        "assert issubclass(ProbeError, DeoldifyError) and 'colorize' in STAGES\n"
+        "print('torch' in sys.modules)\n"
+        "missing = [n for n in dv.__all__ if getattr(dv, n, None) is None]\n"
+        "print(missing, sorted(set(dv.__all__) - set(dir(dv))))\n"
+    )
+    assert _python(code) == "False\n[] []"
+
+
+def test_the_package_exports_every_lazy_name():
+    import deoldify_video
+
+    assert set(deoldify_video._LAZY) <= set(deoldify_video.__all__)
+    assert len(deoldify_video.__all__) == len(set(deoldify_video.__all__))
+
+
+def test_hashing_and_safe_writes_load_no_heavy_module():
+    code = (
+        "import sys, tempfile, pathlib\n"
+        "from deoldify_video import atomic, checksum\n"
+        "path = pathlib.Path(tempfile.mkdtemp()) / 'x'\n"
+        "atomic.write_bytes(path, b'abc')\n"
+        "assert checksum.sha256_of(path).startswith('ba7816bf')\n"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    assert _python(code) == "[]"

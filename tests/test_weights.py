@@ -6,16 +6,23 @@ import dataclasses
 import functools
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from deoldify_video.errors import ModelNotFoundError, WeightsError
+from deoldify_video.errors import ModelNotFoundError, UsageError, WeightsError
 from deoldify_video.nets import registry, weights
-from deoldify_video.nets.registry import InputPolicy, ModelSpec
+from deoldify_video.nets.registry import (
+    InputPolicy,
+    ModelSpec,
+    list_models,
+    register_model,
+    unregister_model,
+)
+from deoldify_video.types import ProgressEvent
 
 
 def _tiny() -> nn.Module:
@@ -53,15 +60,31 @@ def _save(path: Path, obj: object, zipped: bool = True) -> Path:
     return path
 
 
+@pytest.fixture
+def register() -> Iterator[Callable[[ModelSpec], ModelSpec]]:
+    """``register(spec)`` registers (or replaces) a model for the test's duration."""
+    names: set[str] = set()
+
+    def add(spec: ModelSpec) -> ModelSpec:
+        names.add(spec.name)
+        return register_model(spec, replace=True)
+
+    yield add
+    for name in names:
+        unregister_model(name)
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, register: Callable[[ModelSpec], ModelSpec]
+) -> Path:
     """The cache and the shipped folder in tmp_path; ``tiny`` registered."""
     cache = tmp_path / "cache"
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     monkeypatch.setenv("DEOLDIFY_VIDEO_HOME", str(cache))
     monkeypatch.setattr(registry, "shipped_models_dir", lambda: shipped)
-    monkeypatch.setitem(registry._REGISTRY, "tiny", TINY)
+    register(TINY)
     monkeypatch.setattr(weights.time, "sleep", lambda seconds: None)
     return tmp_path
 
@@ -115,21 +138,23 @@ def test_fp16_file_is_cast_to_model_dtype(tmp_path: Path) -> None:
     torch.testing.assert_close(model.state_dict()["3.weight"], half["3.weight"].float())
 
 
-def test_shipped_weights_load_by_name_and_check_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_weights_load_by_name_and_check_sha256(
+    register: Callable[[ModelSpec], ModelSpec],
+) -> None:
     shipped_spec = ModelSpec(
         name="tinyship",
         builder=_tiny,
         policy=TINY.policy,
         weights_file="tinyship.pth",
     )
-    monkeypatch.setitem(registry._REGISTRY, "tinyship", shipped_spec)
+    register(shipped_spec)
     path = _save(registry.shipped_models_dir() / "tinyship.pth", _tiny_state())
     assert isinstance(weights.load_model("tinyship"), nn.Module)
     good = dataclasses.replace(shipped_spec, sha256=weights.sha256_of(path))
-    monkeypatch.setitem(registry._REGISTRY, "tinyship", good)
+    register(good)
     assert isinstance(weights.load_model("tinyship"), nn.Module)
     bad = dataclasses.replace(shipped_spec, sha256="0" * 64)
-    monkeypatch.setitem(registry._REGISTRY, "tinyship", bad)
+    register(bad)
     with pytest.raises(WeightsError, match="checksum"):
         weights.load_model("tinyship")
 
@@ -151,12 +176,12 @@ def test_video_and_stable_are_told_apart_by_file_name() -> None:
 
 
 def test_a_file_that_fits_two_models_is_named_or_asked_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, register: Callable[[ModelSpec], ModelSpec]
 ) -> None:
     """Two models of one architecture (as DeOldify's video and stable): the file name tells,
     or the caller must, since each takes another input size."""
     twin = dataclasses.replace(TINY, name="twin", weights_file="TwinWeights.pth")
-    monkeypatch.setitem(registry._REGISTRY, "twin", twin)
+    register(twin)
     renamed = _save(tmp_path / "renamed.pth", _tiny_state())
     with pytest.raises(WeightsError) as info:
         weights.load_network(str(renamed))
@@ -356,10 +381,10 @@ def _leftovers() -> list[str]:
 
 
 def test_download_fetches_verifies_and_reports_progress(server: _Server, payload: bytes) -> None:
-    seen: list[tuple[int, int | None]] = []
-    path = weights.download_weights(
-        TINY, lambda d, t: seen.append((d, t)), server.url("/weights.pth")
-    )
+    events: list[ProgressEvent] = []
+    path = weights.download_weights(TINY, events.append, server.url("/weights.pth"))
+    assert {(e.stage, e.message) for e in events} == {("download", "tiny.pth")}
+    seen = [(e.done, e.total) for e in events]
     assert path == weights.cache_dir() / "tiny.pth"
     assert path.read_bytes() == payload
     assert _leftovers() == ["tiny.pth"]
@@ -383,11 +408,11 @@ def test_part_file_from_an_earlier_run_is_resumed(server: _Server, payload: byte
     cache = weights.cache_dir()
     cache.mkdir()
     (cache / "tiny.pth.part").write_bytes(payload[:100])
-    seen: list[tuple[int, int | None]] = []
-    weights.download_weights(TINY, lambda d, t: seen.append((d, t)), server.url("/weights.pth"))
+    events: list[ProgressEvent] = []
+    weights.download_weights(TINY, events.append, server.url("/weights.pth"))
     assert (cache / "tiny.pth").read_bytes() == payload
     assert server.requests == [("/weights.pth", "bytes=100-")]
-    assert seen[0] == (100, len(payload))
+    assert (events[0].done, events[0].total) == (100, len(payload))
 
 
 def test_complete_part_file_is_finished_without_data(server: _Server, payload: bytes) -> None:
@@ -446,14 +471,53 @@ def test_unreachable_server_says_how_to_place_the_file_by_hand(isolated: Path) -
 @pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
 def test_a_local_copy_is_verified_and_cached(tmp_path: Path, as_url: bool) -> None:
     held = _save(tmp_path / "ColorizeTiny.pth", _tiny_state(seed=5))
-    seen: list[tuple[int, int | None]] = []
+    events: list[ProgressEvent] = []
     source = held.as_uri() if as_url else str(held)
-    path = weights.download_weights(TINY, lambda d, t: seen.append((d, t)), source)
+    path = weights.download_weights(TINY, events.append, source)
     assert path.read_bytes() == held.read_bytes()
-    assert seen[-1] == (held.stat().st_size, held.stat().st_size)
+    size = held.stat().st_size
+    assert events[-1] == ProgressEvent("download", size, size, "tiny.pth")
     page = tmp_path / "page.pth"
     page.write_text("<html><body>not weights</body></html>")
     path.unlink()
     with pytest.raises(WeightsError, match="HTML page"):
         weights.download_weights(TINY, url=str(page))
     assert _leftovers() == []
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_registered_models_are_listed_and_clashes_refused() -> None:
+    assert {"lite", "video", "stable", "artistic", "tiny"} <= set(list_models())
+    assert list_models() == sorted(list_models())
+    with pytest.raises(UsageError, match="already registered"):
+        register_model(dataclasses.replace(TINY, builder=_other))
+    assert registry.get_spec("tiny") is TINY
+    with pytest.raises(UsageError, match="not a usable name"):
+        register_model(dataclasses.replace(TINY, name="default"))
+    odd = dataclasses.replace(TINY, name="odd", policy=InputPolicy("rgb", 4))
+    with pytest.raises(UsageError, match="unknown input policy kind 'rgb'"):
+        register_model(odd)
+    assert "odd" not in list_models()
+    with pytest.raises(ModelNotFoundError, match="no model registered as 'odd'"):
+        unregister_model("odd")
+
+
+def test_a_replaced_builtin_model_comes_back_when_unregistered() -> None:
+    lite = registry.get_spec("lite")
+    register_model(dataclasses.replace(TINY, name="lite"), replace=True)
+    try:
+        assert registry.get_spec("default").builder is _tiny
+    finally:
+        unregister_model("lite")
+    assert registry.get_spec("lite") is lite
+
+
+def test_a_registered_model_loads_by_name_with_its_weights(tmp_path: Path, register) -> None:
+    own = register(dataclasses.replace(TINY, name="own", weights_file="own.pth", url=""))
+    path = _save(registry.shipped_models_dir() / "own.pth", _tiny_state(3))
+    spec, model = weights.load_network("own")
+    assert spec is own
+    assert torch.equal(model.state_dict()["3.weight"], _tiny_state(3)["3.weight"])
+    assert weights.load_network(str(path))[0] is own  # one architecture: the file name tells

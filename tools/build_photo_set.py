@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from deoldify_video import atomic  # noqa: E402
 from deoldify_video.errors import ProbeError  # noqa: E402
 from deoldify_video.images import read_image  # noqa: E402
 from deoldify_video.train.photoset import (  # noqa: E402
@@ -680,9 +681,8 @@ def save_photo(rgb: np.ndarray, target: Path) -> None:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    Image.fromarray(rgb).save(part, format="JPEG", quality=JPEG_QUALITY)
-    part.replace(target)
+    with atomic.writing(target) as part:
+        Image.fromarray(rgb).save(part, format="JPEG", quality=JPEG_QUALITY)
 
 
 @dataclass(frozen=True)
@@ -803,18 +803,14 @@ def write_test_domain_hashes(guarded: list[Guarded], path: Path) -> None:
         if g.phash not in seen:
             seen.add(g.phash)
             lines.append(f"{g.phash:016x} {g.package}: {g.path.rsplit('/', 1)[-1]}")
-    part = path.with_name(path.name + ".part")
-    part.write_text("\n".join(lines) + "\n")
-    part.replace(path)
+    atomic.write_text(path, "\n".join(lines) + "\n")
 
 
 def write_rejects(rejected: list[Rejected], path: Path) -> None:
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", newline="") as f:
+    with atomic.writing(path) as part, open(part, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["source", "path", "reason"])
         writer.writerows((r.source, r.path, r.reason) for r in rejected)
-    part.replace(path)
 
 
 def contact_sheet(paths: list[Path], labels: list[str], columns: int = 10) -> np.ndarray:

@@ -7,11 +7,11 @@ whenever the process is killed.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .. import atomic
 from ..errors import EncodeError, UsageError
 from .ffmpeg import run
 
@@ -127,6 +127,4 @@ class ImageSequenceWriter:
             part = Path(f"{self.staging}{number:09d}{self.suffix}")
             if not part.is_file():
                 raise EncodeError(f"{self.path(number)}: the image encoder wrote no frame {number}")
-            with part.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(part, self.path(number))
+            atomic.commit(part, self.path(number), sync_dir=False)

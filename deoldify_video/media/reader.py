@@ -21,36 +21,9 @@ from .ffmpeg import STDERR_KEEP, StderrReader, component, last_line, path_arg, r
 log = logging.getLogger(__name__)
 
 
-PLANE_DEPTHS = (8, 10, 12, 16)
-
-
-def plane_depth(info: VideoInfo) -> int:
-    """Bits per sample of the planes the pipeline works with: the source's own depth, rounded
-    up to one of :data:`PLANE_DEPTHS` (a 14-bit scan is read as 16 bits, losslessly)."""
-    return next(d for d in PLANE_DEPTHS if info.bit_depth <= d or d == PLANE_DEPTHS[-1])
-
-
 def gray_pix_fmt(depth: int) -> str:
     """ffmpeg's name of a one-plane format of ``depth`` bits (little-endian when above 8)."""
     return "gray" if depth == 8 else f"gray{depth}le"
-
-
-_YUV_PREFIXES = ("yuv", "yuvj", "gray", "nv", "p010", "p016", "p210", "p216", "y2", "yuyv", "uyvy")
-
-
-def is_rgb_source(info: VideoInfo) -> bool:
-    """True when the decoder delivers RGB (or palette) pictures rather than YUV planes.
-
-    Such frames are converted to BT.601 "tv"-range YUV before the Y plane is taken.
-    """
-    return not info.pix_fmt.startswith(_YUV_PREFIXES)
-
-
-def full_range(info: VideoInfo) -> bool:
-    """True when the Y plane delivered by :class:`FrameReader` uses the full ("pc") range."""
-    if is_rgb_source(info):
-        return False
-    return info.color_range == "pc" or info.pix_fmt.startswith("yuvj")
 
 
 def reader_command(
@@ -73,20 +46,20 @@ def reader_command(
 
     Output: ``height * width`` samples per frame (of the upright frame), ``gray`` (uint8) for
     8-bit sources, ``gray10le``/``gray12le``/``gray16le`` (uint16) for deeper ones (see
-    :func:`plane_depth`); ``rgb24`` when ``rgb``; three such planes per frame when
-    ``yuv444``.
+    :attr:`~deoldify_video.types.VideoInfo.plane_depth`); ``rgb24`` when ``rgb``; three such
+    planes per frame when ``yuv444``.
     """
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error"]
     if start_time is not None:
         cmd += ["-ss", f"{start_time:.6f}"]
     cmd += [*info.input_options, "-i", path_arg(info.path)]
     cmd += ["-map", f"0:{info.video_index}", "-an", "-sn", "-dn"]
-    depth = plane_depth(info)
+    depth = info.plane_depth
     if rgb:
         planes = "null"
     elif yuv444:
         planes = "format=" + ("yuv444p" if depth == 8 else f"yuv444p{depth}le")
-    elif is_rgb_source(info):
+    elif info.is_rgb_source:
         to_yuv = "yuv444p" if depth == 8 else f"yuv444p{depth}le"
         planes = f"scale=out_color_matrix=bt601:out_range=tv,format={to_yuv},extractplanes=y"
     else:
@@ -128,7 +101,7 @@ class FrameReader:
         self.width, self.height = info.display_size
         self.channels = 3 if rgb or yuv444 else 1
         self.planar = yuv444
-        deep = plane_depth(info) > 8 and not rgb
+        deep = info.plane_depth > 8 and not rgb
         self.dtype = np.dtype("<u2") if deep else np.dtype(np.uint8)
         self.expected = count if count is not None else info.frame_count
         self.command = reader_command(info, start_time, count, rgb, yuv444)

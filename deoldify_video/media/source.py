@@ -15,7 +15,6 @@ from __future__ import annotations
 import http
 import json
 import logging
-import os
 import re
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -28,8 +27,9 @@ import yt_dlp
 from yt_dlp.networking.exceptions import HTTPError, TransportError
 from yt_dlp.utils import UnsupportedError, YoutubeDLError
 
+from .. import atomic
 from ..errors import SourceError
-from ..types import ProgressEvent
+from ..types import ProgressCallback, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def ytdlp_options(
 def fetch(
     url: str,
     dest_dir: Path,
-    progress: Callable[[ProgressEvent], None] | None = None,
+    progress: ProgressCallback | None = None,
     allow_playlist: bool = False,
 ) -> list[FetchedClip]:
     """Download the clip (or, with ``allow_playlist``, every clip) behind ``url`` into ``dest_dir``.
@@ -275,7 +275,7 @@ def _download(ydl: yt_dlp.YoutubeDL, url: str, video: dict[str, Any]) -> Fetched
 
 
 def _progress_hook(
-    progress: Callable[[ProgressEvent], None] | None,
+    progress: ProgressCallback | None,
 ) -> Callable[[dict[str, Any]], None]:
     """A yt-dlp progress hook that turns its dicts into ``ProgressEvent("download", ...)``."""
 
@@ -377,10 +377,8 @@ def _shorten(url: str) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (``.part`` then ``os.replace``)."""
-    part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(part, path)
+    """Write ``data`` as JSON to ``path`` atomically."""
+    atomic.write_text(path, json.dumps(data, indent=1, ensure_ascii=False))
 
 
 def _save_record(dest_dir: Path, url: str, playlist: bool, clips: list[FetchedClip]) -> None:

@@ -20,7 +20,6 @@ import numpy as np
 from ..errors import EncodeError, UsageError
 from ..types import VideoInfo
 from .ffmpeg import STDERR_KEEP, StderrReader, last_line, no_space, run, tool
-from .reader import full_range, is_rgb_source, plane_depth
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class EncodeSettings:
         fps: nominal frame rate (frames are re-timed afterwards for variable-rate sources).
         sar: sample aspect ratio of the upright frames.
         depth: bits per sample of the planes written to stdin (8, 10, 12 or 16: the source's
-            own, see :func:`~deoldify_video.media.reader.plane_depth`).
+            own, see :attr:`~deoldify_video.types.VideoInfo.plane_depth`).
         full_range: the planes use the "pc" range.
         color_space, color_primaries, color_transfer: tags to write ("" = leave unset).
         codec: one of :data:`CODECS`.
@@ -163,7 +162,7 @@ def encode_settings(
         raise UsageError(f"--crf must be between 0 and 51, got {crf}")
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-    if codec == "h264_nvenc" and plane_depth(info) > 8:
+    if codec == "h264_nvenc" and info.plane_depth > 8:
         raise UsageError(
             f"{info.path}: h264_nvenc cannot encode its {info.bit_depth}-bit video; "
             "use --codec hevc_nvenc or libx264"
@@ -171,14 +170,14 @@ def encode_settings(
     check_encoder(codec)
     width, height = info.display_size
     sar = 1 / info.sar if info.rotation in (90, 270) else info.sar
-    rgb = is_rgb_source(info)
+    rgb = info.is_rgb_source
     return EncodeSettings(
         width=width,
         height=height,
         fps=info.fps,
         sar=sar,
-        depth=plane_depth(info),
-        full_range=full_range(info),
+        depth=info.plane_depth,
+        full_range=info.full_range,
         color_space="smpte170m" if rgb else info.color_space,
         color_primaries=info.color_primaries,
         color_transfer=info.color_transfer,

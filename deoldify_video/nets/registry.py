@@ -14,7 +14,7 @@ from pathlib import Path
 from torch import nn
 
 from ..deoldify_policy import IMAGENET_MEAN, IMAGENET_STD
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, UsageError
 from .lite import lite
 from .unet import deoldify_deep, deoldify_wide
 
@@ -131,20 +131,82 @@ _SPECS: tuple[ModelSpec, ...] = (
     ),
 )
 _REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+# input policy kinds the colorizer knows (see InputPolicy.kind)
+POLICY_KINDS = ("luma-chroma", "deoldify-rgb")
 
 
-def model_names() -> list[str]:
+def list_models() -> list[str]:
+    """The names of every registered model, sorted (built-in ones and those registered with
+    :func:`register_model`).
+
+    >>> [name for name in list_models() if name in ("lite", "video")]
+    ['lite', 'video']
+    """
     return sorted(_REGISTRY)
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec registered as ``name`` (``"default"`` means :data:`DEFAULT_MODEL`)."""
+    """The spec registered as ``name`` (``"default"`` means :data:`DEFAULT_MODEL`).
+
+    Raises:
+        ModelNotFoundError: no model is registered under ``name``.
+    """
     key = DEFAULT_MODEL if name == "default" else name
     try:
         return _REGISTRY[key]
     except KeyError:
-        known = ", ".join(model_names())
+        known = ", ".join(list_models())
         raise ModelNotFoundError(f"unknown model {name!r} (known models: {known})") from None
+
+
+def register_model(spec: ModelSpec, replace: bool = False) -> ModelSpec:
+    """Make a model of one's own known by name, to every function that takes a model name
+    (``load_colorizer(spec.name)``, ``load_model``, ``RenderConfig(model=...)``) and to the
+    recognition of weights files by their keys.
+
+    A spec with ``url=""`` is looked for as ``weights_file`` in the shipped models folder; load
+    it with ``weights=PATH`` to use a file kept elsewhere.
+
+    Args:
+        spec: the model; its ``builder`` returns the network with random weights.
+        replace: allow replacing a model registered under the same name (a built-in one
+            included).
+
+    Returns:
+        ``spec``.
+
+    Raises:
+        UsageError: an empty or reserved name (``"default"``), an unknown ``policy.kind``, or
+            a name already registered without ``replace``.
+    """
+    if not spec.name or spec.name == "default" or spec.name != spec.name.strip():
+        raise UsageError(f"cannot register a model as {spec.name!r}: not a usable name")
+    if spec.policy.kind not in POLICY_KINDS:
+        raise UsageError(
+            f"model {spec.name!r}: unknown input policy kind {spec.policy.kind!r} "
+            f"(kinds: {', '.join(POLICY_KINDS)})"
+        )
+    if spec.name in _REGISTRY and not replace:
+        raise UsageError(f"a model named {spec.name!r} is already registered (replace=True)")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister_model(name: str) -> None:
+    """Forget a model added with :func:`register_model`; a replaced built-in model gets its
+    own spec back.
+
+    Raises:
+        ModelNotFoundError: no model is registered under ``name``.
+    """
+    if name not in _REGISTRY:
+        known = ", ".join(list_models())
+        raise ModelNotFoundError(f"no model registered as {name!r} (known models: {known})")
+    builtin = next((spec for spec in _SPECS if spec.name == name), None)
+    if builtin is not None:
+        _REGISTRY[name] = builtin
+    else:
+        del _REGISTRY[name]
 
 
 def shipped_models_dir() -> Path:

@@ -21,6 +21,7 @@ The only module of :mod:`deoldify_video.nets` that touches the disk or the netwo
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.client
 import logging
 import os
@@ -38,14 +39,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import atomic
 from ..checksum import sha256_of
 from ..errors import ModelNotFoundError, WeightsError
+from ..types import ProgressCallback, ProgressEvent
 from . import registry
 from .registry import ModelSpec
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[int, int | None], None]
+ByteCount = Callable[[int, int | None], None]  # (bytes done, bytes in all or None)
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO = 0x80
@@ -77,7 +80,7 @@ def weights_location(spec: ModelSpec) -> Path:
 def installed_weights() -> list[tuple[ModelSpec, Path, int]]:
     """Every registered model whose weights file is present: (spec, path, size in bytes)."""
     found = []
-    for name in registry.model_names():
+    for name in registry.list_models():
         spec = registry.get_spec(name)
         path = weights_location(spec)
         if path.is_file():
@@ -206,7 +209,7 @@ def identify_weights(
     """
     path = Path(path)
     state = read_state_dict(path) if state is None else state
-    specs = [registry.get_spec(name) for name in registry.model_names()]
+    specs = [registry.get_spec(name) for name in registry.list_models()]
     matches = []
     for spec in specs:
         expected = expected_state(spec)
@@ -275,9 +278,9 @@ def _resolve(
     name_or_path: str | Path, weights: str | Path | None
 ) -> tuple[ModelSpec, Path, dict[str, torch.Tensor]]:
     name = str(name_or_path)
-    registered = name in registry.model_names() or name == "default"
+    registered = name in registry.list_models() or name == "default"
     if weights is not None and not registered:
-        known = ", ".join(registry.model_names())
+        known = ", ".join(registry.list_models())
         raise ModelNotFoundError(
             f"--weights {weights} goes with a model name ({known}), not with {name!r}"
         )
@@ -343,6 +346,20 @@ def _materialise(spec: ModelSpec, state: dict[str, torch.Tensor]) -> nn.Module:
     return model
 
 
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of a network's state: every tensor's name, dtype, shape and bytes, in name order.
+
+    The same weights give the same digest whatever file, device or memory layout they came
+    from.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}:{data.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- downloading
 
 
@@ -366,7 +383,8 @@ def download_weights(
 
     Args:
         spec: the model to fetch.
-        progress: called as ``progress(bytes_done, bytes_total_or_None)`` as data arrives.
+        progress: receives ``ProgressEvent("download", bytes_done, bytes_total_or_None,
+            weights_file)`` as data arrives.
         url: fetch from here instead of ``spec.url``: a mirror, or the path (or ``file://``
             URL) of a copy the user already holds, which is copied into the cache.
 
@@ -390,11 +408,12 @@ def download_weights(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     local = _local_path(source)
+    count = _byte_count(progress, spec.weights_file)
     if local is not None:
-        _copy_local(local, part, progress)
+        _copy_local(local, part, count)
     else:
         try:
-            _fetch_with_retries(source, part, spec.size_bytes or None, progress)
+            _fetch_with_retries(source, part, spec.size_bytes or None, count)
         except _Unreachable as exc:
             host = urllib.parse.urlsplit(source).hostname or source
             raise WeightsError(
@@ -406,7 +425,7 @@ def download_weights(
     except WeightsError as exc:
         part.unlink(missing_ok=True)
         raise WeightsError(f"{source} did not give usable weights (removed): {exc}") from exc
-    os.replace(part, dest)
+    atomic.commit(part, dest)
     logger.info("stored %s weights at %s", spec.name, dest)
     return dest
 
@@ -421,7 +440,14 @@ def _local_path(source: str) -> Path | None:
     return Path(source).expanduser()
 
 
-def _copy_local(source: Path, part: Path, progress: ProgressCallback | None) -> None:
+def _byte_count(progress: ProgressCallback | None, name: str) -> ByteCount | None:
+    """Report bytes as ``ProgressEvent("download", ...)`` to ``progress``."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(ProgressEvent("download", done, total, name))
+
+
+def _copy_local(source: Path, part: Path, progress: ByteCount | None) -> None:
     if not source.is_file():
         raise WeightsError(f"weights file {source} does not exist")
     total = source.stat().st_size
@@ -435,7 +461,7 @@ def _copy_local(source: Path, part: Path, progress: ProgressCallback | None) -> 
 
 
 def _fetch_with_retries(
-    source: str, part: Path, size_hint: int | None, progress: ProgressCallback | None
+    source: str, part: Path, size_hint: int | None, progress: ByteCount | None
 ) -> None:
     for attempt in range(1, _ATTEMPTS + 1):
         try:
@@ -451,9 +477,7 @@ def _fetch_with_retries(
             time.sleep(min(2.0 ** (attempt - 1), 10.0))
 
 
-def _fetch(
-    source: str, part: Path, size_hint: int | None, progress: ProgressCallback | None
-) -> None:
+def _fetch(source: str, part: Path, size_hint: int | None, progress: ByteCount | None) -> None:
     """Append the missing bytes of ``source`` to ``part`` (one HTTP request)."""
     start = part.stat().st_size if part.is_file() else 0
     headers = {"User-Agent": _USER_AGENT}

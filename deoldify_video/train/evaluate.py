@@ -23,6 +23,7 @@ from ..images import colorize_float
 from ..inference import Colorizer
 from ..metrics import colorfulness, mean_ciede2000_rgb, psnr
 from ..nets.registry import ModelSpec
+from ..types import ProgressCallback, ProgressEvent
 from .data import list_images, load_image
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def evaluate_images(
     render_factor: int | None = None,
     max_side: int | None = None,
     sources: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> EvalReport:
     """Colorize the greyscale of colour photos and score them against the originals.
 
@@ -130,6 +132,8 @@ def evaluate_images(
         render_factor: render size in units of 16 px (default: the policy's).
         max_side: downscale the photos to this long side first (None: full size).
         sources: where each photo comes from (reported per source), one per photo.
+        progress: receives ``ProgressEvent("evaluate", photos_done, photos, name)`` after
+            each photo.
 
     Returns:
         The scores and ``(grey, ours, truth)`` thumbnails of every photo.
@@ -161,6 +165,8 @@ def evaluate_images(
         )
         thumbs.append((_thumb(grey), _thumb(ours), _thumb(truth)))
         logger.debug("evaluated %s: %s", path.name, scores[-1])
+        if progress is not None:
+            progress(ProgressEvent("evaluate", i + 1, len(paths), path.name))
     return EvalReport(images=tuple(scores), thumbnails=tuple(thumbs))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -31,11 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from .. import atomic
 from ..color import ycbcr_to_rgb
 from ..errors import DeoldifyError, UsageError
 from ..nets.lite import Encoder, LiteColorizer, lite
 from ..nets.registry import get_spec
-from ..types import ProgressEvent
+from ..types import ProgressCallback, ProgressEvent, Stage
 from .data import ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
 from .photoset import refuse_test_domain
@@ -43,6 +43,8 @@ from .photoset import refuse_test_domain
 logger = logging.getLogger(__name__)
 
 PHASES = ("gen", "critic", "gan")
+# the progress stage of each phase
+_STAGES: dict[str, Stage] = {"gen": "train-gen", "critic": "train-critic", "gan": "train-gan"}
 
 
 @dataclass(frozen=True)
@@ -260,9 +262,8 @@ def _resolve_device(device: str) -> torch.device:
 
 
 def _save_atomic(obj: object, path: Path) -> None:
-    part = path.with_name(path.name + ".part")
-    torch.save(obj, part)
-    os.replace(part, path)
+    with atomic.writing(path) as part:
+        torch.save(obj, part)
 
 
 def _fp16_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -304,9 +305,7 @@ def _cosine(fraction: float, warmup: float = 0.03) -> float:
 class _Run:
     """State shared by the phases of one :func:`train` call."""
 
-    def __init__(
-        self, config: TrainConfig, progress: Callable[[ProgressEvent], None] | None
-    ) -> None:
+    def __init__(self, config: TrainConfig, progress: ProgressCallback | None) -> None:
         self.config = config
         self.progress = progress
         self.device = _resolve_device(config.device)
@@ -343,7 +342,7 @@ class _Run:
 
     def report(self, phase: str, budget: _Budget, message: str) -> None:
         if self.progress is not None:
-            self.progress(ProgressEvent(f"train-{phase}", budget.step, budget.steps, message))
+            self.progress(ProgressEvent(_STAGES[phase], budget.step, budget.steps, message))
 
     def ticks(self, phase: str, budget: _Budget) -> Iterator[bool]:
         """Yield once per step until the budget is spent; True when a checkpoint is due.
@@ -636,7 +635,7 @@ _PHASE_FUNCS: dict[str, Callable[[_Run], None]] = {
 }
 
 
-def train(config: TrainConfig, progress: Callable[[ProgressEvent], None] | None = None) -> Path:
+def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Path:
     """Run the requested NoGAN phase(s), then write the best generator to ``config.out``.
 
     Args:

@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .. import atomic
 from ..errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -166,13 +167,11 @@ def read_manifest(path: Path) -> list[PhotoRecord]:
 
 def write_manifest(path: Path, records: Iterable[PhotoRecord]) -> None:
     """Write ``records`` as a manifest CSV (through a ``.part`` file, then renamed)."""
-    part = path.with_name(path.name + ".part")
-    with open(part, "w", newline="") as f:
+    with atomic.writing(path) as part, open(part, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(MANIFEST_FIELDS)
         for record in records:
             writer.writerow([getattr(record, name) for name in MANIFEST_FIELDS])
-    part.replace(path)
 
 
 def select(
