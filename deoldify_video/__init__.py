@@ -23,6 +23,7 @@ import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    ClusterError,
     DamagedError,
     DecodeError,
     DeoldifyError,
@@ -50,6 +51,7 @@ from .types import (
 )
 
 if TYPE_CHECKING:
+    from .batch import BatchResult, colorize_videos
     from .images import colorize_image
     from .inference import Colorizer, load_colorizer
     from .jobs import JobOptions, JobStatus, job_status
@@ -72,6 +74,7 @@ except importlib.metadata.PackageNotFoundError:  # a checkout that was not insta
 
 # public name -> the module that defines it, imported on first use
 _LAZY = {
+    "BatchResult": ".batch",
     "Colorizer": ".inference",
     "InputPolicy": ".nets.registry",
     "JobOptions": ".jobs",
@@ -80,6 +83,7 @@ _LAZY = {
     "VideoResult": ".pipeline",
     "colorize_image": ".images",
     "colorize_video": ".pipeline",
+    "colorize_videos": ".batch",
     "download_weights": ".nets.weights",
     "get_spec": ".nets.registry",
     "job_status": ".jobs",
@@ -92,6 +96,8 @@ _LAZY = {
 }
 
 __all__ = [
+    "BatchResult",
+    "ClusterError",
     "Colorizer",
     "DamagedError",
     "DecodeError",
@@ -122,6 +128,7 @@ __all__ = [
     "WeightsError",
     "colorize_image",
     "colorize_video",
+    "colorize_videos",
     "download_weights",
     "get_spec",
     "job_status",

@@ -205,8 +205,10 @@ class Segment:
 
 Stage = Literal[
     "download",
+    "batch",
     "colorize",
     "mux",
+    "preview",
     "frames",
     "score",
     "evaluate",
