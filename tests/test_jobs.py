@@ -428,6 +428,31 @@ def test_interrupted_job_resumes_to_the_same_video_and_redoes_a_damaged_segment(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv", "reference.mkv"]
 
 
+def test_segments_finished_after_the_last_manifest_write_are_kept_on_resume(
+    tmp_path, make_clip, tiny_colorizer
+):
+    """A driver killed between a worker's rename and its own manifest write: the segment file
+    is in place but unrecorded; the next run checks it and keeps it instead of redoing it."""
+    source = make_clip("basic.mp4")  # 30 frames, 3 segments of 10
+    colorizer = _with_render_factor(tiny_colorizer, 2)
+    options = JobOptions(segment_seconds=0.4)
+    reference = tmp_path / "reference.mkv"
+    colorize_video(source, reference, colorizer, options=options)
+    output = tmp_path / "out.mkv"
+    job_dir = jobs.default_job_dir(output)
+    with pytest.raises(KeyboardInterrupt):  # in the third segment
+        colorize_video(source, output, colorizer, progress=_Interrupt(21), options=options)
+    manifest = jobs.read_manifest(job_dir)
+    assert manifest is not None and manifest.segments_done == 2
+    jobs.write_manifest(job_dir, manifest.with_segment(1, None))  # as if never recorded
+
+    events: list[ProgressEvent] = []
+    colorize_video(source, output, colorizer, progress=events.append, options=options)
+    first = next(e for e in events if e.stage == "colorize")
+    assert first.done == 20  # segments 0 and 1 kept, only segment 2 made
+    assert frame_md5s(output) == frame_md5s(reference)
+
+
 def test_keep_job_keeps_the_joined_video_and_a_rerun_of_a_finished_job_only_muxes(
     tmp_path, make_clip, tiny_colorizer
 ):
