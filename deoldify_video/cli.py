@@ -329,7 +329,6 @@ def _add_jobs_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_colorize(args: argparse.Namespace) -> int:
     from .batch import find_videos
-    from .media.sequence import holds_frames
     from .media.source import is_url
 
     if args.cluster is None and args.ray_address is not None:
@@ -342,8 +341,8 @@ def cmd_colorize(args: argparse.Namespace) -> int:
         if is_url(name):
             return _colorize_url(args)
         folder = Path(name)
-        if not folder.is_dir() or holds_frames(folder) and not find_videos(folder):
-            return _colorize_file(args, name, args.output)
+        if not (folder.is_dir() and find_videos(folder, args.recursive)):
+            return _colorize_file(args, name, args.output)  # a file or an image sequence
     if any(is_url(name) for name in inputs):
         raise UsageError("an online clip is colorized on its own: give its URL as the only input")
     for option, value in (("--fps", args.fps), ("--audio", args.audio)):

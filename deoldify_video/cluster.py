@@ -12,8 +12,9 @@ content fingerprint from the job's manifest) and job folder, and writes each seg
 manifests and holds the jobs' locks.
 
 Faults: an actor lost with its node has its segments put back and made by the others; when
-no actor is left and no live node could hold one, the run stops with :class:`ClusterError`
-instead of waiting forever. Leaving (the end, an error, Ctrl-C) kills this run's actors and
+every actor is lost the run stops (:class:`InternalError`, exit code 1), and when no actor
+can start because no live node could hold one it stops with :class:`ClusterError`, instead
+of waiting forever as Ray would. Leaving (the end, an error, Ctrl-C) kills this run's actors and
 no one else's.
 """
 
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 
 from . import jobs
-from .errors import ClusterError, DeoldifyError, UsageError
+from .errors import ClusterError, DeoldifyError, InternalError, UsageError
 from .inference import Colorizer
 from .pipeline import encode_segment
 from .segment_pool import SegmentDone, SegmentPool, SegmentTask
@@ -289,7 +290,7 @@ class _Dispatcher:
             self._hand_out()
             refs = list(self.starting) + list(self.calls)
             if not refs:
-                raise ClusterError(
+                raise InternalError(
                     f"no Ray worker is left for the remaining {len(self.pool)} segments (their "
                     "nodes died or left); start nodes and run the same command again to resume"
                 )

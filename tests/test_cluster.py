@@ -179,6 +179,27 @@ def test_ctrl_c_stops_the_run_with_130_and_frees_the_cluster_for_the_next(
     # Its workers were killed: the next run (the test below) finds the cluster's CPUs free.
 
 
+def test_when_the_last_node_that_can_hold_a_worker_dies_the_run_stops_with_an_error(
+    cluster, clip, tiny_weights, tmp_path
+):
+    """Ray would wait forever for a worker no live node can hold: the driver says so."""
+    big = cluster.add_node(num_cpus=2, object_store_memory=NODE_MEMORY)
+    cluster.wait_for_nodes()
+    try:
+        output = tmp_path / "out.mkv"
+        job_dir = Path(f"{output}.job")
+        args = command([clip], output, tiny_weights, "--quiet")
+        args[args.index("--threads") + 1] = "2"  # only the added node has 2 CPUs
+        proc = start([*args, *on_cluster(cluster)])
+        kill_when(_Raylet(big), lambda: segments_done(job_dir) >= 1, "a segment")
+        code, err = finish(proc)
+        assert code == 1, err  # a fault of the run, as a dead worker process on one machine
+        assert "no Ray worker is left" in err, err
+        assert not output.exists() and segments_done(job_dir) >= 1  # resumable
+    finally:
+        cluster.remove_node(big, allow_graceful=False)
+
+
 def test_a_batch_with_a_corrupt_film_gives_the_others_one_error_line_and_exit_code_2(
     cluster, clip, tiny_weights, reference, tmp_path
 ):
