@@ -415,13 +415,14 @@ def _colorize_url(args: argparse.Namespace) -> int:
     from .media.source import check_url, fetch
     from .pipeline import names_folder
 
-    check_url(args.input)
+    url = args.inputs[0]
+    check_url(url)
     out_dir = Path(args.output) if args.output and names_folder(args.output) else None
-    key = hashlib.sha256(args.input.encode()).hexdigest()[:12]
+    key = hashlib.sha256(url.encode()).hexdigest()[:12]
     download_dir = Path.cwd() / f".deoldify-video-download-{key}"
     try:
         with _ProgressBars(disabled=args.quiet) as bars:
-            clips = fetch(args.input, download_dir, progress=bars, allow_playlist=args.playlist)
+            clips = fetch(url, download_dir, progress=bars, allow_playlist=args.playlist)
     except DeoldifyError:
         if not any(download_dir.glob("*.part")):  # nothing worth resuming
             shutil.rmtree(download_dir, ignore_errors=True)
@@ -918,9 +919,8 @@ class _ProgressBars:
         if self.disabled:
             return
         bar = self.bars.get(event.stage)
-        if bar is not None and (event.done < bar.n or event.total != bar.total):
+        if bar is not None and (bar.disable or event.done < bar.n or event.total != bar.total):
             bar.close()
-            del self.bars[event.stage]
             bar = None
         if bar is None:
             if event.stage != self.LASTING:
@@ -945,8 +945,9 @@ class _ProgressBars:
         tqdm.write(line, file=sys.stderr)
 
     def _close(self, keep: str = "") -> None:
-        for stage in [stage for stage in self.bars if stage != keep]:
-            self.bars.pop(stage).close()
+        for stage, bar in self.bars.items():
+            if stage != keep:
+                bar.close()
 
     def __exit__(self, *exc: object) -> None:
         self._close()
