@@ -55,7 +55,8 @@ class JobOptions:
     """Where a job lives and how it is cut and run.
 
     Attributes:
-        job_dir: the job folder; None for ``<output>.job`` beside the output.
+        job_dir: the job folder (a path or a str); None for ``<output>.job`` beside the
+            output.
         fresh: discard an existing job in that folder and start over.
         keep_job: keep the job folder after a successful run.
         segment_seconds: target segment length in seconds (converted to whole frames).
@@ -69,6 +70,8 @@ class JobOptions:
     workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.job_dir is not None:  # a str is welcome too
+            object.__setattr__(self, "job_dir", Path(self.job_dir))
         if not self.segment_seconds > 0:
             raise UsageError(f"--segment-seconds must be positive, got {self.segment_seconds}")
         if self.workers < 1:

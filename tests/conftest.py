@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import torch
 from deoldify_video.inference import Colorizer
 from deoldify_video.nets.lite import lite
 from deoldify_video.nets.registry import InputPolicy, ModelSpec
+from deoldify_video.types import VideoInfo
 
 # Small real photos and clips, with their sources and licences in data/README.md.
 DATA = Path(__file__).resolve().parent / "data"
@@ -225,6 +228,66 @@ _CLIPS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+
+
+@dataclass(frozen=True)
+class ClipFacts:
+    """What probing a synthetic clip must find, worked out from the ffmpeg arguments that made
+    it (not from a probe), so that a probe that miscounts the input and the output alike fails.
+
+    Attributes:
+        frames: decodable frames: the frames of the duration kept, less those selected out.
+        fps: the nominal frame rate.
+        size: coded (width, height), before rotation.
+        sar: sample aspect ratio.
+        rotation: display rotation in degrees clockwise.
+    """
+
+    frames: int
+    fps: Fraction
+    size: tuple[int, int]
+    sar: Fraction = Fraction(1)
+    rotation: int = 0
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown: what the pipeline writes, upright."""
+        width, height = self.size
+        return (height, width) if self.rotation in (90, 270) else (width, height)
+
+    @property
+    def display_sar(self) -> Fraction:
+        """The SAR of the upright picture."""
+        return 1 / self.sar if self.rotation in (90, 270) else self.sar
+
+
+# Every video clip above (and the rotated one), with its facts. ffmpeg's -t keeps
+# round(duration * rate) frames.
+CLIP_FACTS: dict[str, ClipFacts] = {
+    "basic.mp4": ClipFacts(30, Fraction(25), (320, 240)),  # 1.2 s at 25
+    "odd.mkv": ClipFacts(20, Fraction(25), (321, 241)),  # 0.8 s at 25
+    "tenbit.mkv": ClipFacts(19, Fraction(24), (320, 240)),  # 0.8 s at 24: 19.2 -> 19
+    # 2 s at 25: n in 0..49 with n % 3 == 0 (17) or n % 7 == 1 (7), both for n = 15, 36
+    "vfr.mkv": ClipFacts(22, Fraction(25), (320, 240)),
+    # 0.8 s at 30000/1001: 23.98 -> 24
+    "anamorphic.mp4": ClipFacts(24, Fraction(30000, 1001), (320, 240), Fraction(4, 3)),
+    "multi.mkv": ClipFacts(30, Fraction(25), (320, 240)),  # 1.2 s at 25
+    "bframes.avi": ClipFacts(30, Fraction(25), (320, 240)),  # 1.2 s at 25
+    "dropped.avi": ClipFacts(29, Fraction(25), (320, 240)),  # 1.2 s at 25, frame 5 dropped
+    "interlaced.mpg": ClipFacts(25, Fraction(25), (720, 576)),  # 50 frames/s woven in pairs
+    "silent.mp4": ClipFacts(15, Fraction(15), (176, 144)),  # 1 s at 15
+    # silent.mp4 tagged rotate=90: this ffmpeg stores a display matrix of 90 degrees
+    # counter-clockwise, which is 270 clockwise
+    "rotated.mp4": ClipFacts(15, Fraction(15), (176, 144), rotation=270),
+}
+
+
+def check_facts(info: VideoInfo, facts: ClipFacts) -> None:
+    """Assert that a probe of a synthetic clip found its facts."""
+    found = (info.frame_count, info.fps, (info.width, info.height), info.sar, info.rotation)
+    assert found == (facts.frames, facts.fps, facts.size, facts.sar, facts.rotation)
+    assert info.display_size == facts.display_size
+
 
 _SRT = "1\n00:00:00,000 --> 00:00:00,800\nHello\n\n2\n00:00:00,800 --> 00:00:01,100\nWorld\n"
 _CHAPTERS = (

@@ -28,6 +28,28 @@ def test_known_values():
     assert color.matrix_for("") == color.matrix_for("smpte170m") == "bt601"
 
 
+def test_ycbcr_to_rgb_known_values():
+    red = torch.tensor([0.299, -0.168736, 0.5]).reshape(1, 3, 1, 1)
+    assert color.ycbcr_to_rgb(red).flatten().tolist() == pytest.approx([1.0, 0.0, 0.0], abs=1e-6)
+    grey = torch.tensor([0.5, 0.0, 0.0]).reshape(3, 1, 1)  # any leading shape, even none
+    assert color.ycbcr_to_rgb(grey, "bt2020").flatten().tolist() == pytest.approx([0.5] * 3)
+
+
+def test_convert_chroma_known_values():
+    """BT.601 chroma of pure red, re-expressed in BT.709: Cb = -Kr / (2 (1 - Kb)), Cr = 0.5."""
+    luma = torch.full((1, 1, 1, 1), 0.299)
+    chroma = torch.tensor([-0.168736, 0.5]).reshape(1, 2, 1, 1)
+    assert color.convert_chroma(luma, chroma, "bt601") is chroma
+    cb, cr = color.convert_chroma(luma, chroma, "bt709").flatten().tolist()
+    assert (cb, cr) == pytest.approx((-0.2126 / (2 * (1 - 0.0722)), 0.5), abs=1e-5)
+
+
+def test_rgb_luma_known_values():
+    primaries = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]])
+    assert color.rgb_luma(primaries).tolist() == [76, 150, 29, 255]  # 76.2, 149.7, 29.1
+    assert color.rgb_luma(primaries, "bt709").tolist() == [54, 182, 18, 255]
+
+
 def test_plane_levels():
     assert color.plane_levels(8, False) == (16.0, 235.0, 112.0)
     assert color.plane_levels(10, False) == (64.0, 940.0, 448.0)

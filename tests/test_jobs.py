@@ -61,6 +61,7 @@ def test_segment_length_in_whole_frames():
         JobOptions(segment_seconds=0)
     with pytest.raises(UsageError, match="workers"):
         JobOptions(workers=0)
+    assert JobOptions(job_dir="reel.job").job_dir == Path("reel.job")  # a str is a path too
 
 
 def test_segment_work_seeks_between_frames():

@@ -16,7 +16,7 @@ from deoldify_video.media.reader import FrameReader, read_all, reader_command
 from deoldify_video.media.writer import encode_settings, writer_command
 from deoldify_video.types import VideoInfo
 
-from .conftest import DATA
+from .conftest import _CLIPS, CLIP_FACTS, DATA, check_facts
 
 
 def test_probe_basic(make_clip):
@@ -28,6 +28,15 @@ def test_probe_basic(make_clip):
     assert info.bit_depth == 8
     assert [s.kind for s in info.streams] == ["audio"]
     assert info.audio_streams[0].codec == "aac"
+
+
+@pytest.mark.parametrize("name", sorted(CLIP_FACTS))
+def test_probe_finds_each_clips_facts(make_clip, rotated_clip, name):
+    check_facts(probe(rotated_clip if name == "rotated.mp4" else make_clip(name)), CLIP_FACTS[name])
+
+
+def test_every_synthetic_video_clip_carries_its_facts():
+    assert set(CLIP_FACTS) == {*_CLIPS, "rotated.mp4"} - {"audio-only.m4a"}
 
 
 def test_probe_ntsc_rate_is_exact_fraction_and_sar(make_clip):

@@ -18,6 +18,8 @@ from deoldify_video.media.reader import read_all
 from deoldify_video.pipeline import colorize_video, default_output_path
 from deoldify_video.types import RenderConfig
 
+from .conftest import CLIP_FACTS, ClipFacts, check_facts
+
 
 def audio_md5(path: Path, index: int) -> str:
     """md5 of the packets of one audio stream (``-c copy``: identical only if not re-encoded)."""
@@ -66,9 +68,14 @@ def y_psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 
-def check_same_video(source: Path, output: Path) -> None:
-    """Frame count, timestamps, luminance, size and SAR of ``output`` match ``source``."""
+def check_same_video(source: Path, output: Path, facts: ClipFacts | None = None) -> None:
+    """Frame count, timestamps, luminance, size and SAR of ``output`` match ``source``, and
+    both match ``facts`` when the source is a synthetic clip."""
     src, out = probe(source), probe(output)
+    if facts is not None:
+        check_facts(src, facts)
+        assert out.frame_count == facts.frames
+        assert (out.width, out.height, out.sar) == (*facts.display_size, facts.display_sar)
     assert out.frame_count == src.frame_count
     assert out.display_size == src.display_size
     assert out.rotation == 0
@@ -107,13 +114,24 @@ def test_output_keeps_frames_luma_geometry_and_audio(tmp_path, make_clip, tiny_c
     source = make_clip(name)
     output = tmp_path / f"out{default_output_path(source).suffix}"  # .mpg -> .mkv
     result = colorize_video(source, output, tiny_colorizer)
-    assert result.output == output and result.frames == probe(source).frame_count
-    check_same_video(source, output)
+    assert result.output == output and result.frames == CLIP_FACTS[name].frames
+    check_same_video(source, output, CLIP_FACTS[name])
     src = probe(source)
     for i, _ in enumerate(src.audio_streams):
         assert audio_md5(output, i) == audio_md5(source, i)
     assert [s.kind for s in probe(output).streams] == [s.kind for s in src.streams]
     assert sorted(p.name for p in tmp_path.iterdir()) == [output.name]  # no leftovers
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the joined video.mkv holds millisecond timestamps: 15 fps frames come out as "
+    "66 or 67 ms apart, and the output's average rate is 240000/15989 instead of 15",
+)
+def test_output_keeps_the_nominal_frame_rate(tmp_path, make_clip, tiny_colorizer):
+    output = tmp_path / "out.mp4"
+    colorize_video(make_clip("silent.mp4"), output, tiny_colorizer)
+    assert probe(output).fps == CLIP_FACTS["silent.mp4"].fps
 
 
 def test_output_has_colour(tmp_path, make_clip, tiny_colorizer):
@@ -144,7 +162,7 @@ def test_output_has_colour(tmp_path, make_clip, tiny_colorizer):
 def test_rotated_source_comes_out_upright(tmp_path, rotated_clip, tiny_colorizer):
     output = tmp_path / "out.mp4"
     colorize_video(rotated_clip, output, tiny_colorizer)
-    check_same_video(rotated_clip, output)
+    check_same_video(rotated_clip, output, CLIP_FACTS["rotated.mp4"])
 
 
 def test_every_stream_chapter_and_tag_survives(tmp_path, make_clip, tiny_colorizer):
@@ -152,7 +170,7 @@ def test_every_stream_chapter_and_tag_survives(tmp_path, make_clip, tiny_coloriz
     for ext, sub_codec in ((".mkv", "subrip"), (".mp4", "mov_text")):
         output = tmp_path / f"out{ext}"
         colorize_video(source, output, tiny_colorizer)
-        check_same_video(source, output)
+        check_same_video(source, output, CLIP_FACTS["multi.mkv"])
         info = streams(output)
         # (mp4 keeps chapters in a text track of its own, listed as a data stream)
         kinds = [
@@ -195,7 +213,7 @@ def test_other_codecs(tmp_path, make_clip, tiny_colorizer, codec):
     colorize_video(make_clip("silent.mp4"), output, tiny_colorizer, RenderConfig(codec=codec))
     expected = {"libx265": "hevc", "ffv1": "ffv1", "prores": "prores"}[codec]
     assert streams(output)["streams"][0]["codec_name"] == expected
-    check_same_video(make_clip("silent.mp4"), output)
+    check_same_video(make_clip("silent.mp4"), output, CLIP_FACTS["silent.mp4"])
 
 
 def test_refuses_existing_output_and_input_as_output(tmp_path, make_clip, tiny_colorizer):
@@ -209,7 +227,7 @@ def test_refuses_existing_output_and_input_as_output(tmp_path, make_clip, tiny_c
     with pytest.raises(UsageError, match="its job folder .*exists.mp4.job is left over"):
         colorize_video(source, existing, tiny_colorizer)
     colorize_video(source, existing, tiny_colorizer, overwrite=True)
-    assert probe(existing).frame_count == probe(source).frame_count
+    assert probe(existing).frame_count == CLIP_FACTS["silent.mp4"].frames
     with pytest.raises(UsageError, match="overwrite the input"):
         colorize_video(source, source, tiny_colorizer, overwrite=True)
 
@@ -252,4 +270,4 @@ def test_the_preset_reaches_the_encoder(tmp_path, make_clip, tiny_colorizer):
         output = tmp_path / f"{preset}.mkv"
         colorize_video(source, output, tiny_colorizer, RenderConfig(preset=preset))
         assert cabac in output.read_bytes()
-        check_same_video(source, output)
+        check_same_video(source, output, CLIP_FACTS["basic.mp4"])
