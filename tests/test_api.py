@@ -131,9 +131,9 @@ def test_folder_example_goes_on_past_a_bad_film_and_skips_done_ones(
     proc = run_example("colorize_folder.py", reels, "-o", out, *tiny(tiny_weights), cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.count("error:") == 1 and "c.avi" in proc.stderr
-    assert proc.stdout.splitlines()[-1] == "2 of 3 films colorized"
-    assert sorted(p.name for p in out.iterdir()) == ["a_colorized.mkv", "b_colorized.mkv"]
-    assert probe(out / "a_colorized.mkv").frame_count == CLIP_FACTS["silent.mp4"].frames
+    assert proc.stdout.splitlines()[-1] == "3 films: 2 colorized, 0 already done, 1 failed"
+    assert sorted(p.name for p in out.iterdir()) == ["a_colorized.mp4", "b_colorized.mkv"]
+    assert probe(out / "a_colorized.mp4").frame_count == CLIP_FACTS["silent.mp4"].frames
     assert probe(out / "b_colorized.mkv").frame_count == CLIP_FACTS["odd.mkv"].frames
     again = run_example("colorize_folder.py", reels, "-o", out, *tiny(tiny_weights), cwd=tmp_path)
     assert again.stdout.count("done before, skipped") == 2
