@@ -15,13 +15,13 @@ from pathlib import Path
 
 from . import jobs
 from .errors import DeoldifyError, UsageError
+from .folders import OUTPUT_STEM_SUFFIX, find_files
 from .inference import Colorizer
 from .jobs import JobOptions
 from .media import mux as muxing
 from .media.sequence import holds_frames
 from .pipeline import (
     DEFAULT_CONFIG,
-    OUTPUT_STEM_SUFFIX,
     ProgressCallback,
     VideoJob,
     VideoResult,
@@ -78,15 +78,7 @@ def find_videos(folder: Path, recursive: bool = False) -> list[Path]:
     """The video files in ``folder`` (its sub-folders too when ``recursive``), sorted: files
     with a suffix of :data:`VIDEO_SUFFIXES`, except hidden files and this tool's own outputs
     (``*_colorized.*``)."""
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        path
-        for path in candidates
-        if path.suffix.lower() in VIDEO_SUFFIXES
-        and path.is_file()
-        and not path.name.startswith(".")
-        and not path.stem.endswith(OUTPUT_STEM_SUFFIX)
-    )
+    return find_files(folder, VIDEO_SUFFIXES, recursive, OUTPUT_STEM_SUFFIX)
 
 
 def batch_items(

@@ -26,7 +26,6 @@ import io
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,8 @@ import torch
 from . import jobs
 from .errors import ClusterError, DeoldifyError, InternalError, UsageError
 from .inference import Colorizer
-from .pipeline import encode_segment
-from .segment_pool import SegmentDone, SegmentPool, SegmentTask
+from .pipeline import make_segment
+from .segment_pool import SegmentPool, SegmentTask
 
 try:
     import ray
@@ -146,18 +145,11 @@ class SegmentWorker:
             self._check_storage(task)
         except ClusterError as exc:
             return "refused", exc
-        started = time.monotonic()
-        try:
-            record = encode_segment(
-                task.work,
-                task.context,
-                self.colorizer,
-                lambda count: None,
-                part_tag=f"{self.node.replace(':', '-')}-{os.getpid()}",
-            )
-        except DeoldifyError as exc:
-            return "failed", exc
-        return "done", SegmentDone(record, self.node, time.monotonic() - started)
+        tag = f"{self.node.replace(':', '-')}-{os.getpid()}"
+        outcome = make_segment(task, self.colorizer, lambda count: None, self.node, tag)
+        if isinstance(outcome, DeoldifyError):
+            return "failed", outcome
+        return "done", outcome
 
     def _check_storage(self, task: SegmentTask) -> None:
         """Refuse a job whose folder or input this node does not see as the driver does."""

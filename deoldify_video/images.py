@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import atomic, color, colour_input, deoldify_policy
 from .errors import ProbeError, UsageError
+from .folders import OUTPUT_STEM_SUFFIX, find_files
 from .inference import Colorizer, oversize_note
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 # Quality of lossy outputs (JPEG, WebP) whose source says none (Pillow's own default is 75).
 DEFAULT_QUALITY = 95
-OUTPUT_SUFFIX = "_colorized"
 # The luminance quantisation table of the JPEG standard (ITU T.81 Annex K), row by row: the
 # table libjpeg scales for its quality settings.
 _JPEG_LUMA_TABLE = (
@@ -201,16 +201,7 @@ def find_images(folder: Path, recursive: bool = False) -> list[Path]:
     """The photos in ``folder`` (sub-folders too when ``recursive``), sorted: files with an
     extension Pillow reads, except hidden files and this tool's own outputs
     (``*_colorized.*``)."""
-    readable = set(Image.registered_extensions())
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        path
-        for path in candidates
-        if path.suffix.lower() in readable
-        and path.is_file()
-        and not path.name.startswith(".")
-        and not path.stem.endswith(OUTPUT_SUFFIX)
-    )
+    return find_files(folder, set(Image.registered_extensions()), recursive, OUTPUT_STEM_SUFFIX)
 
 
 def default_image_output(
@@ -233,7 +224,7 @@ def default_image_output(
         folder = Path(output_dir) / source.parent.relative_to(base)
     else:
         folder = Path(output_dir)
-    return folder / f"{source.stem}{OUTPUT_SUFFIX}{ext}"
+    return folder / f"{source.stem}{OUTPUT_STEM_SUFFIX}{ext}"
 
 
 def _writer_format(ext: str) -> str | None:

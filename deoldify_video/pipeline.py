@@ -39,6 +39,7 @@ from . import atomic, color, colour_input, jobs
 from .before_after import check_compare, write_compare
 from .errors import DeoldifyError, DiskFullError, InternalError, UsageError
 from .excerpt import Excerpt, plan_excerpt, shifted
+from .folders import OUTPUT_STEM_SUFFIX
 from .inference import Colorizer, oversize_note
 from .jobs import FileRecord, JobOptions, Manifest, SegmentWork
 from .media import concat
@@ -74,7 +75,6 @@ JOINED_NAME = "video.mkv"
 CONCAT_NAME = "video.concat.mkv"
 LIST_NAME = "segments.ffconcat"
 FRAME_STAGE = "video.frame"  # image frames are written as video.frame<number>.<ext> first
-OUTPUT_STEM_SUFFIX = "_colorized"  # what the default output's name adds to the input's
 
 
 def default_output_path(input_path: str | Path) -> Path:
@@ -703,6 +703,23 @@ def encode_segment(
     return jobs.file_record(final, work.segment.frame_count)
 
 
+def make_segment(
+    task: SegmentTask,
+    colorizer: Colorizer,
+    on_frames: Callable[[int], None],
+    node: str = "",
+    part_tag: str | None = None,
+) -> SegmentDone | DeoldifyError:
+    """Make one segment of the pool (see :func:`encode_segment`), as an executor reports it:
+    its file with where and in how many seconds it was made, or the film's error."""
+    started = time.monotonic()
+    try:
+        record = encode_segment(task.work, task.context, colorizer, on_frames, part_tag)
+    except DeoldifyError as exc:
+        return exc
+    return SegmentDone(record, node, time.monotonic() - started)
+
+
 @dataclass(frozen=True)
 class _Colored:
     """A batch on its way from the model to the encoder.
@@ -952,18 +969,11 @@ class InProcess:
 
     def run(self, pool: SegmentPool) -> None:
         while (task := pool.take()) is not None:
-            started = time.monotonic()
-            try:
-                record = encode_segment(
-                    task.work,
-                    task.context,
-                    self.colorizer,
-                    functools.partial(pool.frames, task.film),
-                )
-            except DeoldifyError as exc:
-                pool.failed(task.film, exc)
-                continue
-            pool.done(task, SegmentDone(record, seconds=time.monotonic() - started))
+            outcome = make_segment(task, self.colorizer, functools.partial(pool.frames, task.film))
+            if isinstance(outcome, DeoldifyError):
+                pool.failed(task.film, outcome)
+            else:
+                pool.done(task, outcome)
 
 
 @dataclass(frozen=True)
@@ -1085,15 +1095,9 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
                     raise SystemExit(1)
                 results.put(("frames", film, count))
 
-            index = task.work.segment.index
-            started = time.monotonic()
-            try:
-                record = encode_segment(task.work, task.context, colorizer, on_frames)
-            except DeoldifyError as exc:
-                results.put(("failed", task.film, (index, exc)))
-                continue
-            done = SegmentDone(record, seconds=time.monotonic() - started)
-            results.put(("done", task.film, (index, done)))
+            outcome = make_segment(task, colorizer, on_frames)
+            kind = "failed" if isinstance(outcome, DeoldifyError) else "done"
+            results.put((kind, task.film, (task.work.segment.index, outcome)))
     except Exception:  # noqa: BLE001 - reaches the parent as text
         fault = InternalError(f"in a worker process:\n{traceback.format_exc()}")
         results.put(("fault", -1, fault))

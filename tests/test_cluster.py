@@ -23,7 +23,7 @@ import pytest
 
 from .conftest import ffmpeg
 from .test_jobs import frame_md5s
-from .test_resume import finish, kill_when, run, segments_done, start
+from .test_resume import finish, kill_when, make_reel, run, segments_done, start
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -68,13 +68,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """120 frames of 160x120 H.264 at 25 fps with AAC audio, in a folder of its own."""
-    path = tmp_path_factory.mktemp("films") / "reel.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25,hue=s=0",
-           "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-           "-frames:v", str(FRAMES), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           "-c:a", "aac", "-shortest", str(path))  # fmt: skip
-    return path
+    """120 frames (see :func:`make_reel`), in a folder of their own."""
+    return make_reel(tmp_path_factory.mktemp("films") / "reel.mp4", FRAMES)
 
 
 def command(inputs: list[Path], output: Path, weights: Path, *extra: str) -> list[str]:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch
 
 from deoldify_video import jobs
 from deoldify_video.errors import JobStateError, UsageError
+from deoldify_video.inference import Colorizer
 from deoldify_video.jobs import JobOptions
 from deoldify_video.media import concat
 from deoldify_video.media.probe import frame_times, probe
@@ -399,23 +401,41 @@ class _Interrupt:
             raise KeyboardInterrupt
 
 
-def test_interrupted_job_resumes_to_the_same_video_and_redoes_a_damaged_segment(
-    tmp_path, make_clip, tiny_colorizer
-):
+@dataclass(frozen=True)
+class _Interrupted:
+    """A job interrupted in its third of three segments, beside an uninterrupted run."""
+
+    source: Path
+    colorizer: Colorizer
+    options: JobOptions
+    reference: Path
+    output: Path
+    job_dir: Path
+
+
+def _interrupted_job(tmp_path: Path, make_clip, tiny_colorizer) -> _Interrupted:
     source = make_clip("basic.mp4")  # 30 frames at 25 fps, AAC audio
     colorizer = _with_render_factor(tiny_colorizer, 2)
     options = JobOptions(segment_seconds=0.4)  # 10 frames a segment, 3 segments
     reference = tmp_path / "reference.mkv"
     colorize_video(source, reference, colorizer, options=options)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.mkv"]
-
     output = tmp_path / "out.mkv"
-    job_dir = jobs.default_job_dir(output)
     with pytest.raises(KeyboardInterrupt):  # in the third segment
         colorize_video(source, output, colorizer, progress=_Interrupt(21), options=options)
+    job_dir = jobs.default_job_dir(output)
     manifest = jobs.read_manifest(job_dir)
     assert manifest is not None and manifest.segments_done == 2
     assert not output.exists() and not list(job_dir.glob("*.part"))
+    return _Interrupted(source, colorizer, options, reference, output, job_dir)
+
+
+def test_interrupted_job_resumes_to_the_same_video_and_redoes_a_damaged_segment(
+    tmp_path, make_clip, tiny_colorizer
+):
+    job = _interrupted_job(tmp_path, make_clip, tiny_colorizer)
+    source, colorizer, options = job.source, job.colorizer, job.options
+    reference, output, job_dir = job.reference, job.output, job.job_dir
     segment = job_dir / "segment-00000.nut"
     data = bytearray(segment.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -434,24 +454,17 @@ def test_segments_finished_after_the_last_manifest_write_are_kept_on_resume(
 ):
     """A driver killed between a worker's rename and its own manifest write: the segment file
     is in place but unrecorded; the next run checks it and keeps it instead of redoing it."""
-    source = make_clip("basic.mp4")  # 30 frames, 3 segments of 10
-    colorizer = _with_render_factor(tiny_colorizer, 2)
-    options = JobOptions(segment_seconds=0.4)
-    reference = tmp_path / "reference.mkv"
-    colorize_video(source, reference, colorizer, options=options)
-    output = tmp_path / "out.mkv"
-    job_dir = jobs.default_job_dir(output)
-    with pytest.raises(KeyboardInterrupt):  # in the third segment
-        colorize_video(source, output, colorizer, progress=_Interrupt(21), options=options)
-    manifest = jobs.read_manifest(job_dir)
-    assert manifest is not None and manifest.segments_done == 2
-    jobs.write_manifest(job_dir, manifest.with_segment(1, None))  # as if never recorded
+    job = _interrupted_job(tmp_path, make_clip, tiny_colorizer)
+    manifest = jobs.read_manifest(job.job_dir)
+    assert manifest is not None
+    jobs.write_manifest(job.job_dir, manifest.with_segment(1, None))  # as if never recorded
 
     events: list[ProgressEvent] = []
-    colorize_video(source, output, colorizer, progress=events.append, options=options)
+    colorize_video(job.source, job.output, job.colorizer, progress=events.append,
+                   options=job.options)  # fmt: skip
     first = next(e for e in events if e.stage == "colorize")
     assert first.done == 20  # segments 0 and 1 kept, only segment 2 made
-    assert frame_md5s(output) == frame_md5s(reference)
+    assert frame_md5s(job.output) == frame_md5s(job.reference)
 
 
 def test_keep_job_keeps_the_joined_video_and_a_rerun_of_a_finished_job_only_muxes(
@@ -477,8 +490,6 @@ def test_keep_job_keeps_the_joined_video_and_a_rerun_of_a_finished_job_only_muxe
 
 
 def _with_render_factor(colorizer, factor):
-    from deoldify_video.inference import Colorizer
-
     return Colorizer(colorizer.model, colorizer.spec, "cpu", factor, colorizer.batch_size)
 
 

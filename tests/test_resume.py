@@ -60,15 +60,19 @@ def ctrl_c_reaches_the_runs() -> Iterator[None]:
     signal.signal(signal.SIGINT, previous)
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """60 frames of 160x120 H.264 at 25 fps with AAC audio."""
-    path = tmp_path_factory.mktemp("resume") / "reel.mp4"
+def make_reel(path: Path, frames: int) -> Path:
+    """``frames`` frames of grey 160x120 H.264 at 25 fps with AAC audio."""
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25,hue=s=0",
            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-           "-frames:v", str(FRAMES), "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p",
            "-c:a", "aac", "-shortest", str(path))  # fmt: skip
     return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 frames (see :func:`make_reel`)."""
+    return make_reel(tmp_path_factory.mktemp("resume") / "reel.mp4", FRAMES)
 
 
 def command(clip: Path, output: Path, weights: Path, *extra: str) -> list[str]:
