@@ -193,6 +193,8 @@ class RayCluster:
     Use :meth:`connect`; its actors are started by :meth:`run` and killed when it returns.
     """
 
+    works_aside = True
+
     def __init__(self, colorizer: Colorizer, shape: WorkerShape) -> None:
         self.colorizer = colorizer
         self.shape = shape

@@ -15,6 +15,7 @@ caller.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import errno
@@ -23,6 +24,7 @@ import logging
 import os
 import queue
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -374,7 +376,10 @@ def run_jobs(
                 executor = (
                     WorkerProcesses(colorizer, workers) if workers > 1 else InProcess(colorizer)
                 )
+            if executor.works_aside:
+                run.finish_aside()
             executor.run(SegmentPool(run.tasks, run.frames, run.segment_done, run.failed))
+        run.wait_finished()
     finally:
         run.close()
     return [run.results[n] for n in range(len(jobs_to_run))]
@@ -410,14 +415,32 @@ class _Run:
     ) -> None:
         self.jobs = list(jobs_to_run)
         self.colorizer = colorizer
-        self.report = report
+        self.callback = report
         self.options = options
+        # The finisher and the executor's reports may run in two threads (see finish_aside).
+        self.lock = threading.RLock()
+        self.finisher: concurrent.futures.ThreadPoolExecutor | None = None
+        self.finishing: list[concurrent.futures.Future[None]] = []
         self.films: dict[int, _Film] = {}
         self.results: dict[int, VideoResult | DeoldifyError] = {}
         self.tasks: list[SegmentTask] = []
         self.batch_total = sum(job.frame_count for job in self.jobs)
         self.batch_done = 0
         self.front: int | None = None  # the film whose progress is reported
+
+    def report(self, event: ProgressEvent) -> None:
+        with self.lock:
+            self.callback(event)
+
+    def finish_aside(self) -> None:
+        """Join and mux each finished film in a thread of its own, while the executor (whose
+        workers run elsewhere) goes on with the other films' segments."""
+        self.finisher = concurrent.futures.ThreadPoolExecutor(1, "finish")
+
+    def wait_finished(self) -> None:
+        """Wait for the films being finished aside; a fault of one is raised."""
+        for future in self.finishing:
+            future.result()
 
     def open(self) -> None:
         for n, job in enumerate(self.jobs):
@@ -492,35 +515,43 @@ class _Run:
                 self._finish(n)
 
     def frames(self, n: int, count: int) -> None:
-        film = self.films.get(n)
-        if film is None or not count:
-            return
-        film.tracker.done += count
-        self.batch_done += count
-        if n == self.front:
-            self.report(ProgressEvent("colorize", film.tracker.done, film.job.frame_count))
-        self._report_batch()
+        with self.lock:
+            film = self.films.get(n)
+            if film is None or not count:
+                return
+            film.tracker.done += count
+            self.batch_done += count
+            if n == self.front:
+                self.report(ProgressEvent("colorize", film.tracker.done, film.job.frame_count))
+            self._report_batch()
 
     def segment_done(self, task: SegmentTask, done: SegmentDone) -> None:
-        film = self.films.get(task.film)
-        if film is None:
-            return
-        index = task.work.segment.index
-        try:
-            with _full_disk_explained(film.job_dir, film.job.output):
-                film.tracker.segment_done(index, done)
-        except DeoldifyError as exc:
-            self._fail(task.film, exc)
-            return
-        film.remaining.discard(index)
-        if not film.remaining:
+        with self.lock:
+            film = self.films.get(task.film)
+            if film is None:
+                return
+            index = task.work.segment.index
+            try:
+                with _full_disk_explained(film.job_dir, film.job.output):
+                    film.tracker.segment_done(index, done)
+            except DeoldifyError as exc:
+                self._fail(task.film, exc)
+                return
+            film.remaining.discard(index)
+            if film.remaining:
+                return
+        if self.finisher is None:
             self._finish(task.film)
+        else:
+            self.finishing.append(self.finisher.submit(self._finish, task.film))
 
     def failed(self, n: int, error: DeoldifyError) -> None:
-        film = self.films.get(n)
-        if film is not None and isinstance(error, DiskFullError):
-            error = _no_space(Path(error.folder or film.job_dir), film.job_dir, film.job.output)
-        self._fail(n, error)
+        with self.lock:
+            film = self.films.get(n)
+            if film is not None and isinstance(error, DiskFullError):
+                folder = Path(error.folder or film.job_dir)
+                error = _no_space(folder, film.job_dir, film.job.output)
+            self._fail(n, error)
 
     def _finish(self, n: int) -> None:
         """Join a film's segments, write its output, and close its job."""
@@ -545,16 +576,19 @@ class _Run:
                 if not self.options.keep_job:
                     jobs.clear_job(job_dir)
         except DeoldifyError as exc:
-            self._fail(n, exc)
+            with self.lock:
+                self._fail(n, exc)
             return
-        del self.films[n]
-        film.lock.close()
-        if not self.options.keep_job:
-            jobs.remove_job(job_dir)
-        self.results[n] = VideoResult(job.output, job.frame_count, job.info)
-        self._advance_front()
+        with self.lock:
+            del self.films[n]
+            film.lock.close()
+            if not self.options.keep_job:
+                jobs.remove_job(job_dir)
+            self.results[n] = VideoResult(job.output, job.frame_count, job.info)
+            self._advance_front()
 
     def _fail(self, n: int, error: DeoldifyError) -> None:
+        """Record a film's failure (the caller holds :attr:`lock`)."""
         film = self.films.pop(n, None)
         if film is not None:
             self.batch_done -= film.tracker.done
@@ -577,7 +611,10 @@ class _Run:
             self.report(ProgressEvent("batch", self.batch_done, self.batch_total))
 
     def close(self) -> None:
-        """Release every job still open (after an interrupt or a fault: they stay resumable)."""
+        """Release every job still open (after an interrupt or a fault: they stay resumable),
+        once a film being finished aside is done."""
+        if self.finisher is not None:
+            self.finisher.shutdown(wait=True)
         for film in self.films.values():
             atomic.remove_parts(film.job_dir, "segment-")
             film.lock.close()
@@ -964,6 +1001,8 @@ def _mux(video: Path, job: VideoJob, output: Path, job_dir: Path) -> None:
 class InProcess:
     """Makes the segments one after another in this process (the default executor)."""
 
+    works_aside = False
+
     def __init__(self, colorizer: Colorizer) -> None:
         self.colorizer = colorizer
 
@@ -995,6 +1034,8 @@ class WorkerProcesses:
     robin) or each with an equal share of the CPU threads; each holds the model, loaded once.
     Each worker has at most two segments handed to it at a time, so the pool's order (films
     one after another) holds."""
+
+    works_aside = False
 
     def __init__(self, colorizer: Colorizer, workers: int) -> None:
         self.colorizer = colorizer

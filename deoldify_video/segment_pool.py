@@ -129,4 +129,9 @@ class SegmentExecutor(Protocol):
     the executor itself (a worker that died for no reason of the film's) is raised.
     """
 
+    works_aside: bool
+    """True when the segments are made outside the driver's process and its threads (a
+    cluster): the driver then joins and muxes finished films in a thread while the executor
+    goes on."""
+
     def run(self, pool: SegmentPool) -> None: ...

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from deoldify_video.batch import batch_items, colorize_videos, find_videos
 from deoldify_video.cli import main
 from deoldify_video.errors import UsageError
 from deoldify_video.jobs import JobOptions
+from deoldify_video.pipeline import InProcess, plan_video, run_jobs
 from deoldify_video.types import ProgressEvent
 
 from .test_jobs import frame_md5s
@@ -177,3 +179,27 @@ def test_an_output_folder_that_is_a_file_is_refused(tmp_path, tiny_colorizer):
     target = _touch(tmp_path / "out")
     with pytest.raises(UsageError, match="is a file"):
         colorize_videos([tmp_path], target, tiny_colorizer)
+
+
+def test_an_executor_working_aside_gets_each_film_finished_in_a_thread_meanwhile(
+    tmp_path, make_clip, tiny_colorizer
+):
+    """Where the segments are made elsewhere (a cluster), the driver joins and muxes a finished
+    film in a thread of its own while it goes on handing out the next film's segments."""
+
+    class Aside(InProcess):
+        works_aside = True
+
+    films = [shutil.copy(make_clip("basic.mp4"), tmp_path / f"{name}.mp4") for name in "ab"]
+    seen: list[tuple[str, str]] = []
+
+    def progress(event: ProgressEvent) -> None:
+        seen.append((event.stage, threading.current_thread().name))
+
+    jobs_to_run = [plan_video(film, None) for film in films]
+    results = run_jobs(jobs_to_run, tiny_colorizer, progress, JobOptions(segment_seconds=0.4),
+                       Aside(tiny_colorizer))  # fmt: skip
+    assert [r.output.name for r in results] == ["a_colorized.mp4", "b_colorized.mp4"]
+    assert {thread for stage, thread in seen if stage == "mux"} == {"finish_0"}
+    assert ("colorize", "MainThread") in seen  # the segments were made in the calling thread
+    assert frame_md5s(results[0].output) == frame_md5s(results[1].output)
