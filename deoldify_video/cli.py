@@ -736,6 +736,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return _evaluate_images(args)
 
 
+# The film check's table: column headings and the scores under them.
+_FILM_COLUMNS = ("ours", "grey", "ours", "grey", "truth", "ours", "grey")
+_FILM_KEYS = (
+    "ciede2000",
+    "grey_ciede2000",
+    "colorfulness",
+    "grey_colorfulness",
+    "truth_colorfulness",
+    "psnr",
+    "grey_psnr",
+)
+
+
 def _evaluate_films(args: argparse.Namespace) -> int:
     """``evaluate --films``: the film check (see :mod:`deoldify_video.film_check`)."""
     import json
@@ -769,21 +782,16 @@ def _evaluate_films(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     print(
-        f"{summary['count']} clips turned grey and colorized, model {colorizer.spec.name} at "
-        f"render factor {colorizer.render_factor}"
+        f"{len(report.films)} clip{'s' if len(report.films) > 1 else ''} turned grey and "
+        f"colorized, model {colorizer.spec.name} at render factor {colorizer.render_factor}"
     )
-    print(
-        f"{'clip':24}{'frames':>7}{'CIEDE2000':>10}{'grey':>7}"
-        f"{'colour':>8}{'grey':>6}{'truth':>7}{'PSNR':>7}"
-    )
+    print(f"{'':31}{'CIEDE2000':>14}{'colorfulness':>21}{'PSNR':>14}")
+    print(f"{'clip':24}{'frames':>7}" + "".join(f"{h:>7}" for h in _FILM_COLUMNS))
     rows = [(s.name, str(s.frames), vars(s)) for s in report.films]
     rows.append(("mean", "", report.mean()))
     for name, frames, m in rows:
-        print(
-            f"{name[:23]:24}{frames:>7}{m['ciede2000']:10.2f}{m['grey_ciede2000']:7.2f}"
-            f"{m['colorfulness']:8.1f}{m['grey_colorfulness']:6.1f}"
-            f"{m['truth_colorfulness']:7.1f}{m['psnr']:7.2f}"
-        )
+        cells = "".join(f"{m[key]:7.{1 if 'colorful' in key else 2}f}" for key in _FILM_KEYS)
+        print(f"{name[:23]:24}{frames:>7}{cells}")
     return 0
 
 

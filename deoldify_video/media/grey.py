@@ -23,15 +23,7 @@ _NEUTRAL = "(minval+maxval+1)/2"
 
 def grey_command(info: VideoInfo, out_path: str | Path, count: int | None = None) -> list[str]:
     """ffmpeg call writing the grey version of ``info``'s video stream (no other stream) to
-    ``out_path``, a Matroska file of FFV1, with the first ``count`` frames (None: all).
-
-    >>> from fractions import Fraction
-    >>> info = VideoInfo("/clips/a.mp4", 64, 48, Fraction(25), 50, 2.0, pix_fmt="yuv420p")
-    >>> grey_command(info, "/tmp/grey.mkv", 24)[-12:]  # doctest: +NORMALIZE_WHITESPACE
-    ['-vf', 'lutyuv=y=val:u=(minval+maxval+1)/2:v=(minval+maxval+1)/2',
-     '-fps_mode', 'passthrough',
-     '-enc_time_base', '-1', '-frames:v', '24', '-c:v', 'ffv1', '-f', 'matroska']
-    """
+    ``out_path``, a Matroska file of FFV1, with the first ``count`` frames (None: all)."""
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y"]
     cmd += [*info.input_options, "-i", path_arg(info.path)]
     cmd += ["-map", f"0:{info.video_index}", "-an", "-sn", "-dn", "-map_chapters", "-1"]
