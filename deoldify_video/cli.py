@@ -244,6 +244,13 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --strip: frames per clip, spread over its scored part (default 3)",
     )
+    p.add_argument(
+        "--strip-height",
+        type=int,
+        default=120,
+        metavar="PX",
+        help="with --strip: the height of each picture in pixels (default 120)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_evaluate)
@@ -771,6 +778,7 @@ def _evaluate_films(args: argparse.Namespace) -> int:
             colorizer,
             max_frames=args.max_frames,
             strip_frames=args.strip_frames,
+            strip_height=args.strip_height,
             progress=bars,
         )
     if strip is not None:

@@ -75,8 +75,8 @@ class FilmReport:
 
     Attributes:
         films: per-clip scores, in input order.
-        strips: per clip, ``(grey, ours, truth)`` uint8 RGB thumbnails ``(STRIP_HEIGHT, w, 3)``
-            of a few frames spread over the scored part.
+        strips: per clip, ``(grey, ours, truth)`` uint8 RGB thumbnails ``(strip_height, w,
+            3)`` of a few frames spread over the scored part.
     """
 
     films: tuple[FilmScores, ...]
@@ -139,6 +139,7 @@ def film_check(
     config: RenderConfig | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
     strip_frames: int = STRIP_FRAMES,
+    strip_height: int = STRIP_HEIGHT,
     progress: ProgressCallback | None = None,
 ) -> FilmReport:
     """Turn colour clips grey, colorize them with ``colorizer`` and score them against the
@@ -152,6 +153,7 @@ def film_check(
         max_frames: frames of each clip to colorize and score, from its first (they are held
             in memory while scored).
         strip_frames: frames per clip in the report's strips.
+        strip_height: the strips' thumbnail height in pixels.
         progress: receives the pipeline's ``colorize`` and ``mux`` events, and
             ``ProgressEvent("score", frames_done, frames, name)`` while a clip is scored.
 
@@ -161,8 +163,11 @@ def film_check(
     """
     if max_frames < 2:
         raise UsageError(f"--max-frames must be at least 2, got {max_frames}")
-    if strip_frames < 1:
-        raise UsageError(f"the strip needs at least one frame per clip, got {strip_frames}")
+    if strip_frames < 1 or strip_height < 8:
+        raise UsageError(
+            f"a frame strip needs at least 1 frame per clip and 8 pixels of height, got "
+            f"{strip_frames} frames of {strip_height} pixels"
+        )
     if not clips:
         raise UsageError("no clips to check")
     infos = [probe(clip) for clip in clips]
@@ -175,7 +180,13 @@ def film_check(
             work = Path(folder) / f"{i}"
             work.mkdir()
             scores, strip = _check_one(
-                info, colorizer, config or RenderConfig(), max_frames, strip_frames, work, progress
+                info,
+                colorizer,
+                config or RenderConfig(),
+                max_frames,
+                (strip_frames, strip_height),
+                work,
+                progress,
             )
             films.append(scores)
             strips.append(strip)
@@ -188,11 +199,12 @@ def _check_one(
     colorizer: Colorizer,
     config: RenderConfig,
     max_frames: int,
-    strip_frames: int,
+    strip: tuple[int, int],
     work: Path,
     progress: ProgressCallback | None,
 ) -> tuple[FilmScores, tuple[Triplet, ...]]:
-    """Grey version, colorization and scores of one clip, its files in ``work``."""
+    """Grey version, colorization, scores and ``strip = (frames, height)`` thumbnails of one
+    clip, its files in ``work``."""
     count = min(info.frame_count, max_frames)
     grey_path, ours_path = work / "grey.mkv", work / "colorized.mkv"
     write_grey(info, grey_path, count)
@@ -241,12 +253,9 @@ def _check_one(
         cdc=clip.cdc,
         warp_error=clip.warp_error,
     )
-    strip = tuple(
-        (
-            thumbnail(grey[j], STRIP_HEIGHT),
-            thumbnail(ours[j], STRIP_HEIGHT),
-            thumbnail(truth[j], STRIP_HEIGHT),
-        )
-        for j in strip_indices(count, strip_frames)
+    frames, height = strip
+    thumbnails = tuple(
+        (thumbnail(grey[j], height), thumbnail(ours[j], height), thumbnail(truth[j], height))
+        for j in strip_indices(count, frames)
     )
-    return scores, strip
+    return scores, thumbnails

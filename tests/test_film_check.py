@@ -141,7 +141,7 @@ def test_evaluate_films_prints_json_and_writes_a_strip(colour_clips, tiny_weight
     model = ["--model", str(tiny_weights), "--render-factor", "4", "--device", "cpu"]
     proc = run_cli(
         "evaluate", "--films", *clips, *model, "--max-frames", "30", "--json", "-q",
-        "--strip", str(strip), "--strip-frames", "2",
+        "--strip", str(strip), "--strip-frames", "2", "--strip-height", "60",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -158,10 +158,10 @@ def test_evaluate_films_prints_json_and_writes_a_strip(colour_clips, tiny_weight
         assert set(film) == keys | {"name", "frames"}
         assert film["grey_colorfulness"] < 0.5 < film["truth_colorfulness"]
         assert film["grey_ciede2000"] > 0.0
-    # two frames per clip: the 4:3 clip's thumbnails are 160 wide, the 16:9 one's 213
-    widest = 3 * 213 + 2 * 4
+    # two frames per clip, 60 px high: the 4:3 clip's thumbnails are 80 wide, the 16:9 one's 107
+    widest = 3 * 107 + 2 * 4
     with Image.open(strip) as image:
-        assert image.size == (2 * widest + 16, 2 * STRIP_HEIGHT + 8)
+        assert image.size == (2 * widest + 16, 2 * 60 + 8)
     assert [p.name for p in tmp_path.iterdir()] == ["strip.png"]
 
     table = run_cli("evaluate", "--films", clips[0], *model, "--max-frames", "12", "-q")
@@ -195,6 +195,8 @@ def test_evaluate_films_bad_input(colour_clips, make_clip, tiny_weights, tmp_pat
     clip = str(colour_clips["bars.mp4"])
     proc = run_cli("evaluate", "--films", clip, *model, "--strip", str(tmp_path / "s.jpg"))
     assert_one_line_error(proc, "s.jpg", ".png")
+    proc = run_cli("evaluate", "--films", clip, *model, "--strip-frames", "0")
+    assert_one_line_error(proc, "at least 1 frame per clip")
     proc = run_cli("evaluate", "--video", clip, "--strip", str(strip))
     assert_one_line_error(proc, "--strip is for --films")
     proc = run_cli("evaluate", "--films", clip, "--images", str(tmp_path))
