@@ -190,7 +190,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="measure colorization quality on photos or a video")
+    p = sub.add_parser(
+        "evaluate", help="measure colorization quality on photos, a video or colour films"
+    )
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument(
         "--images",
@@ -202,6 +204,13 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="VIDEO",
         help="TRUTH COLORIZED, or just COLORIZED for the steadiness scores",
+    )
+    what.add_argument(
+        "--films",
+        nargs="+",
+        metavar="CLIP",
+        help="colour clips: each turned grey, colorized with the model as `colorize` does, "
+        "and scored against itself",
     )
     _add_model_options(p)
     p.add_argument("--root", default=None, help="folder a list's or manifest's paths start from")
@@ -223,6 +232,25 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
         "--max-frames", type=int, default=240, help="video frames to score (default 240)"
     )
     p.add_argument("--sheet", metavar="FILE.png", help="write a grey | ours | truth contact sheet")
+    p.add_argument(
+        "--strip",
+        metavar="FILE.png",
+        help="with --films: write a frame strip, a row per clip of grey | ours | truth frames",
+    )
+    p.add_argument(
+        "--strip-frames",
+        type=int,
+        default=3,
+        metavar="N",
+        help="with --strip: frames per clip, spread over its scored part (default 3)",
+    )
+    p.add_argument(
+        "--strip-height",
+        type=int,
+        default=120,
+        metavar="PX",
+        help="with --strip: the height of each picture in pixels (default 120)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_evaluate)
@@ -686,6 +714,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
+    if args.strip is not None and args.films is None:
+        raise UsageError("--strip is for --films (photos take --sheet)")
+    if args.films is not None:
+        return _evaluate_films(args)
     if args.video is not None:
         from .scoring import score_video
 
@@ -709,6 +741,66 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 print(f"{key:12} {text}")
         return 0
     return _evaluate_images(args)
+
+
+# The film check's table: column headings and the scores under them.
+_FILM_COLUMNS = ("ours", "grey", "ours", "grey", "truth", "ours", "grey")
+_FILM_KEYS = (
+    "ciede2000",
+    "grey_ciede2000",
+    "colorfulness",
+    "grey_colorfulness",
+    "truth_colorfulness",
+    "psnr",
+    "grey_psnr",
+)
+
+
+def _evaluate_films(args: argparse.Namespace) -> int:
+    """``evaluate --films``: the film check (see :mod:`deoldify_video.film_check`)."""
+    import json
+
+    from PIL import Image
+
+    from . import atomic
+    from .film_check import film_check, film_strip
+    from .inference import load_colorizer
+
+    if args.sheet is not None:
+        raise UsageError("--sheet is for --images; the films' frames go to --strip FILE.png")
+    strip = Path(args.strip) if args.strip is not None else None
+    if strip is not None and strip.suffix.lower() != ".png":
+        raise UsageError(f"{strip}: the frame strip is a .png file")
+    colorizer = load_colorizer(args.model, args.device, args.render_factor, weights=args.weights)
+    with _ProgressBars(disabled=args.quiet) as bars:
+        report = film_check(
+            args.films,
+            colorizer,
+            max_frames=args.max_frames,
+            strip_frames=args.strip_frames,
+            strip_height=args.strip_height,
+            progress=bars,
+        )
+    if strip is not None:
+        strip.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.writing(strip) as part:
+            Image.fromarray(film_strip(report)).save(part, format="PNG", optimize=True)
+    summary = report.to_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(
+        f"{len(report.films)} clip{'s' if len(report.films) > 1 else ''} turned grey and "
+        f"colorized, model {colorizer.spec.name} at render factor {colorizer.render_factor}"
+    )
+    print(f"{'':31}{'CIEDE2000':>14}{'colorfulness':>21}{'PSNR':>14}")
+    print(f"{'clip':24}{'frames':>7}" + "".join(f"{h:>7}" for h in _FILM_COLUMNS))
+    rows = [(s.name, str(s.frames), vars(s)) for s in report.films]
+    rows.append(("mean", "", report.mean()))
+    for name, frames, m in rows:
+        cells = "".join(f"{m[key]:7.{1 if 'colorful' in key else 2}f}" for key in _FILM_KEYS)
+        print(f"{name[:23]:24}{frames:>7}{cells}")
+    return 0
 
 
 def _evaluate_images(args: argparse.Namespace) -> int:
@@ -758,7 +850,7 @@ def _evaluate_images(args: argparse.Namespace) -> int:
         )
     summary = report.to_dict()
     if args.sheet:
-        Image.fromarray(contact_sheet(report)).save(args.sheet)
+        Image.fromarray(contact_sheet(report.thumbnails)).save(args.sheet)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

@@ -56,18 +56,34 @@ def sample_frames(info: VideoInfo, count: int = SAMPLED_FRAMES) -> list[np.ndarr
     return frames
 
 
+def colour_frames(info: VideoInfo) -> tuple[int, int]:
+    """How many of a video's sampled frames (see :func:`sample_frames`) are in colour:
+    ``(coloured, sampled)``."""
+    frames = sample_frames(info)
+    coloured = sum(is_colour(frame) for frame in frames)
+    log.info("%s: %d of %d sampled frames in colour", info.path, coloured, len(frames))
+    return coloured, len(frames)
+
+
+def is_colour_video(coloured: int, sampled: int) -> bool:
+    """A video is in colour when at least half of its sampled frames are (and one was read).
+
+    >>> is_colour_video(3, 5), is_colour_video(2, 5), is_colour_video(0, 0)
+    (True, False, False)
+    """
+    return sampled > 0 and 2 * coloured >= sampled
+
+
 def check_video(info: VideoInfo) -> None:
     """Refuse a colour video: one whose sampled frames are colour at least half the time.
 
     Raises:
         UsageError: the video is in colour (the message names ``--recolor``).
     """
-    frames = sample_frames(info)
-    coloured = sum(is_colour(frame) for frame in frames)
-    log.info("%s: %d of %d sampled frames in colour", info.path, coloured, len(frames))
-    if frames and 2 * coloured >= len(frames):
+    coloured, sampled = colour_frames(info)
+    if is_colour_video(coloured, sampled):
         raise UsageError(
-            f"{info.path}: a colour video ({coloured} of {len(frames)} sampled frames are in "
+            f"{info.path}: a colour video ({coloured} of {sampled} sampled frames are in "
             "colour); colorizing would replace its colours. Pass --recolor to do it anyway"
         )
 

@@ -3,7 +3,8 @@
 Images are float arrays ``(H, W, 3)`` (or ``(..., 3)``) of sRGB in ``[0, 1]``; Lab arrays are
 CIE L*a*b* (D65) with L in ``[0, 100]`` and a, b roughly in ``[-128, 127]``. Clips are stacks
 of frames ``(N, H, W, 3)``, their source luminance ``(N, H, W)`` in ``[0, 1]``; :func:`cdc`,
-:func:`warp_error` and :func:`score_clip` measure how steady their colour is.
+:func:`warp_error` and :func:`score_clip` measure how steady their colour is,
+:func:`clip_ciede2000` and :func:`clip_colorfulness` how close to the truth and how colourful.
 """
 
 from __future__ import annotations
@@ -265,13 +266,50 @@ def score_clip(
             f"truth_rgb_frames {truth_rgb_frames.shape} does not match "
             f"colorized_rgb_frames {colorized_rgb_frames.shape}"
         )
+    difference = clip_ciede2000(colorized_rgb_frames, truth_rgb_frames, on_frame)
+    return ClipScores(*steadiness, difference, psnr(colorized_rgb_frames, truth_rgb_frames))
+
+
+def clip_ciede2000(
+    frames_rgb: np.ndarray,
+    truth_rgb_frames: np.ndarray,
+    on_frame: Callable[[], None] | None = None,
+) -> float:
+    """Mean CIEDE2000 of a clip to its truth, over all pixels and frames.
+
+    Args:
+        frames_rgb, truth_rgb_frames: ``(N, H, W, 3)`` sRGB in ``[0, 1]`` of the same shape.
+        on_frame: called after each frame (for a progress bar).
+
+    >>> grey = np.full((2, 4, 4, 3), 0.5, np.float32)
+    >>> clip_ciede2000(grey, grey)
+    0.0
+    """
+    _check_last3(frames_rgb, "frames_rgb")
+    if frames_rgb.ndim != 4 or truth_rgb_frames.shape != frames_rgb.shape:
+        raise ValueError(
+            f"frames_rgb {frames_rgb.shape} and truth_rgb_frames {truth_rgb_frames.shape} "
+            "must have one shape (N, H, W, 3)"
+        )
     differences = []
-    for frame, truth in zip(colorized_rgb_frames, truth_rgb_frames, strict=True):
+    for frame, truth in zip(frames_rgb, truth_rgb_frames, strict=True):
         differences.append(mean_ciede2000_rgb(frame, truth))
         if on_frame is not None:
             on_frame()
-    difference = float(np.mean(differences))
-    return ClipScores(*steadiness, difference, psnr(colorized_rgb_frames, truth_rgb_frames))
+    return float(np.mean(differences))
+
+
+def clip_colorfulness(frames_rgb: np.ndarray) -> float:
+    """Mean :func:`colorfulness` of a clip's frames ``(N, H, W, 3)``, sRGB in ``[0, 1]``
+    (each frame scored as a picture of its own, as photos are).
+
+    >>> clip_colorfulness(np.full((3, 2, 2, 3), 0.5))
+    0.0
+    """
+    _check_last3(frames_rgb, "frames_rgb")
+    if frames_rgb.ndim != 4 or not len(frames_rgb):
+        raise ValueError(f"frames_rgb must have shape (N >= 1, H, W, 3), got {frames_rgb.shape}")
+    return float(np.mean([colorfulness(frame) for frame in frames_rgb]))
 
 
 def _histograms(

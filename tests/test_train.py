@@ -117,7 +117,7 @@ def test_evaluate_images_and_contact_sheet(photos: list[Path]) -> None:
     summary = report.to_dict()
     assert summary["count"] == 2 and "colorfulness_ratio" in summary
     json.dumps(summary)
-    sheet = contact_sheet(report, columns=2)
+    sheet = contact_sheet(report.thumbnails, columns=2)
     assert sheet.dtype == np.uint8 and sheet.ndim == 3 and sheet.shape[0] == 160
 
 

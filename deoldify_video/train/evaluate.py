@@ -105,9 +105,11 @@ class EvalReport:
         return summary
 
 
-def _thumb(rgb: np.ndarray) -> np.ndarray:
-    scale = THUMB_HEIGHT / rgb.shape[0]
-    size = (max(1, round(rgb.shape[1] * scale)), THUMB_HEIGHT)
+def thumbnail(rgb: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
+    """``rgb`` ``(H, W, 3)`` float sRGB in ``[0, 1]`` resized to ``height`` rows (the aspect
+    ratio kept), as uint8 ``(height, w, 3)``."""
+    scale = height / rgb.shape[0]
+    size = (max(1, round(rgb.shape[1] * scale)), height)
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return (np.clip(small, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
@@ -163,37 +165,61 @@ def evaluate_images(
                 source=sources[i] if sources is not None else "",
             )
         )
-        thumbs.append((_thumb(grey), _thumb(ours), _thumb(truth)))
+        thumbs.append((thumbnail(grey), thumbnail(ours), thumbnail(truth)))
         logger.debug("evaluated %s: %s", path.name, scores[-1])
         if progress is not None:
             progress(ProgressEvent("evaluate", i + 1, len(paths), path.name))
     return EvalReport(images=tuple(scores), thumbnails=tuple(thumbs))
 
 
-def contact_sheet(report: EvalReport, columns: int = 2, gap: int = 4) -> np.ndarray:
-    """Lay out the report's thumbnails as a contact sheet: ``grey | ours | truth`` per photo.
+Triplet = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def contact_sheet(triplets: Sequence[Triplet], columns: int = 2, gap: int = 4) -> np.ndarray:
+    """Lay out ``(grey, ours, truth)`` thumbnails (such as an :class:`EvalReport`'s) as a
+    contact sheet: ``grey | ours | truth`` per photo, ``columns`` photos per row.
 
     Args:
-        report: an :class:`EvalReport` with thumbnails.
+        triplets: uint8 RGB thumbnails ``(h, w, 3)`` of one height.
         columns: photos (triplets) per row of the sheet.
         gap: white pixels between the images.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB image.
     """
-    if not report.thumbnails:
-        raise UsageError("the report holds no thumbnails")
-    triplets = [np.concatenate(_spaced(t, gap, axis=1), axis=1) for t in report.thumbnails]
-    cell_w = max(t.shape[1] for t in triplets)
-    cells = [
-        np.pad(t, ((0, 0), (0, cell_w - t.shape[1]), (0, 0)), constant_values=255) for t in triplets
-    ]
-    rows = []
-    for start in range(0, len(cells), columns):
-        row = cells[start : start + columns]
-        row += [np.full_like(cells[0], 255)] * (columns - len(row))
-        rows.append(np.concatenate(_spaced(row, gap * 4, axis=1), axis=1))
-    return np.concatenate(_spaced(rows, gap * 2, axis=0), axis=0)
+    rows = [triplets[start : start + columns] for start in range(0, len(triplets), columns)]
+    return triplet_grid(rows, gap)
+
+
+def triplet_grid(rows: Sequence[Sequence[Triplet]], gap: int = 4) -> np.ndarray:
+    """Lay out rows of ``(grey, ours, truth)`` thumbnails: each triplet side by side with
+    ``gap`` white pixels between its pictures and ``4 * gap`` between triplets; rows are
+    ``2 * gap`` apart, and a short row is filled with white.
+
+    Args:
+        rows: per row, triplets of uint8 RGB thumbnails ``(h, w, 3)`` of one height.
+        gap: white pixels between the images.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB image.
+
+    >>> cell = np.zeros((8, 10, 3), np.uint8)
+    >>> triplet_grid([[(cell, cell, cell)] * 2, [(cell, cell, cell)]], gap=1).shape
+    (18, 68, 3)
+    """
+    if not any(rows):
+        raise UsageError("no thumbnails to lay out")
+    triplets = [[np.concatenate(_spaced(t, gap, axis=1), axis=1) for t in row] for row in rows]
+    cell_w = max(t.shape[1] for row in triplets for t in row)
+    columns = max(len(row) for row in triplets)
+    lines = []
+    for row in triplets:
+        cells = [
+            np.pad(t, ((0, 0), (0, cell_w - t.shape[1]), (0, 0)), constant_values=255) for t in row
+        ]
+        cells += [np.full_like(cells[0], 255)] * (columns - len(cells))
+        lines.append(np.concatenate(_spaced(cells, gap * 4, axis=1), axis=1))
+    return np.concatenate(_spaced(lines, gap * 2, axis=0), axis=0)
 
 
 def _spaced(parts: Sequence[np.ndarray], gap: int, axis: int) -> list[np.ndarray]:
