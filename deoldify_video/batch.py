@@ -99,6 +99,7 @@ def batch_items(
     for name in inputs:
         path = Path(name)
         videos = find_videos(path, recursive) if path.is_dir() else []
+        found: list[tuple[Path, Path | None]]
         if not path.is_dir() or not videos and holds_frames(path):
             found = [(path, None)]  # a file, or a folder of numbered frames
         else:

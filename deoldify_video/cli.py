@@ -604,10 +604,10 @@ def cmd_jobs_status(args: argparse.Namespace) -> int:
     )
     print(f"ETA:        {_duration(eta) if eta is not None else 'unknown yet'}")
     for share in status.nodes:
-        rate = f"{share.fps:.2f} frames/s" if share.fps is not None else "rate unknown"
+        speed = f"{share.fps:.2f} frames/s" if share.fps is not None else "rate unknown"
         print(
             f"node:       {share.node}: {len(share.segments)} segments "
-            f"({_ranges(share.segments)}), {share.frames} frames, {rate}"
+            f"({_ranges(share.segments)}), {share.frames} frames, {speed}"
         )
     return 0
 

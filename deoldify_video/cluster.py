@@ -257,7 +257,7 @@ class RayCluster:
             runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
         )
         digest = hashlib.sha256(blob).hexdigest()
-        actors = [
+        actors: list[Any] = [
             actor_class.remote(blob_ref, digest, settings, self.shape.gpus, self.shape.threads)
             for _ in range(self.shape.count)
         ]

@@ -108,7 +108,7 @@ def holds_frames(folder: Path) -> bool:
 
 def _is_frame(entry: Path) -> bool:
     match = _NUMBERED.match(entry.name)
-    return bool(match) and match[3].lower() in SEQUENCE_EXTENSIONS and entry.is_file()
+    return match is not None and match[3].lower() in SEQUENCE_EXTENSIONS and entry.is_file()
 
 
 def _only_numbering(folder: Path) -> tuple[str, str, int, list[int]]:
