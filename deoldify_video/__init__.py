@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     )
     from .nets.weights import download_weights, load_model
     from .pipeline import VideoResult, colorize_video
+    from .stages import Cancelled
 
 try:
     __version__ = importlib.metadata.version("deoldify-video")
@@ -75,6 +76,7 @@ except importlib.metadata.PackageNotFoundError:  # a checkout that was not insta
 # public name -> the module that defines it, imported on first use
 _LAZY = {
     "BatchResult": ".batch",
+    "Cancelled": ".stages",
     "Colorizer": ".inference",
     "InputPolicy": ".nets.registry",
     "JobOptions": ".jobs",
@@ -97,6 +99,7 @@ _LAZY = {
 
 __all__ = [
     "BatchResult",
+    "Cancelled",
     "ClusterError",
     "Colorizer",
     "DamagedError",

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +62,9 @@ class JobOptions:
         keep_job: keep the job folder after a successful run.
         segment_seconds: target segment length in seconds (converted to whole frames).
         workers: processes colorizing segments at once (one per GPU, or splitting the CPU).
+        stop: set it, from any thread, to stop the run soon (at the next batch of frames, or
+            the next finished segment on a cluster): the call raises
+            :class:`~deoldify_video.stages.Cancelled` and the job stays resumable.
     """
 
     job_dir: Path | None = None
@@ -68,6 +72,7 @@ class JobOptions:
     keep_job: bool = False
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
     workers: int = 1
+    stop: threading.Event | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.job_dir is not None:  # a str is welcome too

@@ -378,7 +378,8 @@ def run_jobs(
                 )
             if executor.works_aside:
                 run.finish_aside()
-            executor.run(SegmentPool(run.tasks, run.frames, run.segment_done, run.failed))
+            pool = SegmentPool(run.tasks, run.frames, run.segment_done, run.failed, options.stop)
+            executor.run(pool)
         run.wait_finished()
     finally:
         run.close()

@@ -11,6 +11,7 @@ back for each report; the driver alone writes the manifests and finishes the fil
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Protocol
 from .errors import DeoldifyError
 from .jobs import FileRecord, SegmentWork
 from .media.writer import EncodeSettings
+from .stages import Cancelled
 from .types import RenderConfig, VideoInfo
 
 
@@ -71,6 +73,8 @@ class SegmentPool:
         on_done: ``(task, done)``: a segment file is finished.
         on_failed: ``(film, error)``: a film cannot be finished; its other segments are
             dropped from the pool (their reports that still arrive are recorded all the same).
+        stop: once set, the pool's methods raise :class:`~deoldify_video.stages.Cancelled`,
+            which stops the executor (see :attr:`~deoldify_video.jobs.JobOptions.stop`).
     """
 
     def __init__(
@@ -79,8 +83,10 @@ class SegmentPool:
         on_frames: Callable[[int, int], None],
         on_done: Callable[[SegmentTask, SegmentDone], None],
         on_failed: Callable[[int, DeoldifyError], None],
+        stop: threading.Event | None = None,
     ) -> None:
         self._waiting = collections.deque(tasks)
+        self._stop = stop
         self._on_frames = on_frames
         self._on_done = on_done
         self._on_failed = on_failed
@@ -88,11 +94,13 @@ class SegmentPool:
 
     def __len__(self) -> int:
         """Segments still waiting to be taken."""
+        self._check_stop()
         self._drop_failed()
         return len(self._waiting)
 
     def take(self) -> SegmentTask | None:
         """The next segment to make, or None when none waits."""
+        self._check_stop()
         self._drop_failed()
         return self._waiting.popleft() if self._waiting else None
 
@@ -103,10 +111,12 @@ class SegmentPool:
     def frames(self, film: int, count: int) -> None:
         """``count`` more frames of ``film`` went through the model."""
         self._on_frames(film, count)
+        self._check_stop()
 
     def done(self, task: SegmentTask, done: SegmentDone) -> None:
         """A taken segment is finished."""
         self._on_done(task, done)
+        self._check_stop()
 
     def failed(self, film: int, error: DeoldifyError) -> None:
         """A segment of ``film`` failed with ``error``: the film is given up (the first error
@@ -115,6 +125,10 @@ class SegmentPool:
             return
         self._failed.add(film)
         self._on_failed(film, error)
+
+    def _check_stop(self) -> None:
+        if self._stop is not None and self._stop.is_set():
+            raise Cancelled("the run was stopped (JobOptions.stop)")
 
     def _drop_failed(self) -> None:
         self._waiting = collections.deque(t for t in self._waiting if t.film not in self._failed)

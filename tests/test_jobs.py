@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from deoldify_video.media.reader import FrameReader, read_all
 from deoldify_video.media.writer import encode_settings
 from deoldify_video.nets.weights import weights_digest
 from deoldify_video.pipeline import colorize_video
+from deoldify_video.stages import Cancelled
 from deoldify_video.types import ProgressEvent, Segment
 
 from .conftest import DATA
@@ -465,6 +467,40 @@ def test_segments_finished_after_the_last_manifest_write_are_kept_on_resume(
     first = next(e for e in events if e.stage == "colorize")
     assert first.done == 20  # segments 0 and 1 kept, only segment 2 made
     assert frame_md5s(job.output) == frame_md5s(job.reference)
+
+
+def test_a_run_stopped_from_another_thread_raises_cancelled_and_resumes(
+    tmp_path, make_clip, tiny_colorizer
+):
+    source = make_clip("basic.mp4")  # 30 frames, 3 segments of 10
+    colorizer = _with_render_factor(tiny_colorizer, 2)
+    reference = tmp_path / "reference.mkv"
+    colorize_video(source, reference, colorizer, options=JobOptions(segment_seconds=0.4))
+    output = tmp_path / "out.mkv"
+    stop, halfway = threading.Event(), threading.Event()
+    raised: list[BaseException] = []
+
+    def progress(event: ProgressEvent) -> None:
+        if event.stage == "colorize" and event.done >= 12:
+            halfway.set()
+
+    def work() -> None:
+        try:
+            colorize_video(source, output, colorizer, progress=progress,
+                           options=JobOptions(segment_seconds=0.4, stop=stop))  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            raised.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    halfway.wait()
+    stop.set()
+    worker.join()
+    assert len(raised) == 1 and isinstance(raised[0], Cancelled), raised
+    manifest = jobs.read_manifest(jobs.default_job_dir(output))
+    assert manifest is not None and 1 <= manifest.segments_done < 3 and not output.exists()
+    colorize_video(source, output, colorizer, options=JobOptions(segment_seconds=0.4))
+    assert frame_md5s(output) == frame_md5s(reference)
 
 
 def test_keep_job_keeps_the_joined_video_and_a_rerun_of_a_finished_job_only_muxes(
