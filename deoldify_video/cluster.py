@@ -98,6 +98,25 @@ def worker_shape(nodes: list[dict[str, Any]], device: str, threads: int | None) 
     return WorkerShape(count, 0, share)
 
 
+def check_reachable(address: str) -> None:
+    """Refuse a ``HOST:PORT`` address (or ``ray://HOST:PORT``) where nothing listens: Ray
+    itself would retry it forever. Other forms (``auto``) are left to Ray.
+
+    Raises:
+        ClusterError: the connection is refused or the host is unknown or unreachable.
+    """
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port))).close()
+    except OSError as exc:
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); is "
+            "`ray start --head` running there?"
+        ) from exc
+
+
 def weights_blob(model: torch.nn.Module) -> bytes:
     """The model's state as the bytes of a ``torch.save`` file (tensors on the CPU)."""
     buffer = io.BytesIO()
@@ -224,6 +243,7 @@ class RayCluster:
         if address == LOCAL:
             options["include_dashboard"] = False
         else:
+            check_reachable(address)
             options["address"] = address
         try:
             ray.init(**options)

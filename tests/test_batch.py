@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -203,3 +204,21 @@ def test_an_executor_working_aside_gets_each_film_finished_in_a_thread_meanwhile
     assert {thread for stage, thread in seen if stage == "mux"} == {"finish_0"}
     assert ("colorize", "MainThread") in seen  # the segments were made in the calling thread
     assert frame_md5s(results[0].output) == frame_md5s(results[1].output)
+
+
+def test_a_cluster_address_where_nothing_listens_is_one_line_not_a_wait(
+    tmp_path, make_clip, tiny_weights, capsys
+):
+    pytest.importorskip("ray")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out.mkv"
+    args = ["colorize", str(make_clip("basic.mp4")), "-o", str(out), "--model", str(tiny_weights),
+            "--cluster", "ray", "--ray-address", f"127.0.0.1:{port}", "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(
+        f"deoldify-video: error: cannot reach the Ray cluster at 127.0.0.1:{port}"
+    )
+    assert "\n" not in err and not out.exists()
