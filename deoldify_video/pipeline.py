@@ -138,6 +138,7 @@ class VideoJob:
     config: RenderConfig
     frames_out: FramesOutput | None = None
     excerpt: Excerpt | None = None
+    frame_times: tuple[float, ...] = ()  # presentation time in seconds of each source frame
 
     @property
     def frame_count(self) -> int:
@@ -243,12 +244,15 @@ def plan_video(
         settings = encode_settings(info, config.codec, config.crf, config.preset, b_frames)
     if config.compare is not None:
         check_compare(config.compare, output, frames_out is not None, overwrite)
-    excerpt = None
-    if config.excerpt is not None:
-        excerpt = plan_excerpt(info, video_frame_times(info), config.excerpt)
     if not config.recolor:
         colour_input.check_video(info)
-    return VideoJob(source, output, info, plans, settings, config, frames_out, excerpt)
+    times = tuple(video_frame_times(info))
+    if len(times) != info.frame_count:
+        raise InternalError(
+            f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
+        )
+    excerpt = None if config.excerpt is None else plan_excerpt(info, times, config.excerpt)
+    return VideoJob(source, output, info, plans, settings, config, frames_out, excerpt, times)
 
 
 def batch_size_for(info: VideoInfo, requested: int) -> int:
@@ -393,7 +397,7 @@ class _Film:
     job: VideoJob
     job_dir: Path
     tracker: _Tracker
-    times: list[float]
+    times: Sequence[float]
     lock: contextlib.ExitStack
     remaining: set[int]
 
@@ -466,11 +470,7 @@ class _Run:
         smoothing = smoothing_config(job.config)
         warmup = warmup_frames(smoothing) if smoothing is not None else 0
         segment_frames = jobs.segment_frames_for(info.fps, self.options.segment_seconds)
-        times = video_frame_times(info)
-        if len(times) != info.frame_count:
-            raise InternalError(
-                f"{info.path}: {len(times)} frame timestamps for {info.frame_count} frames"
-            )
+        times = job.frame_times
         requested = jobs.new_manifest(
             job.source,
             output,
@@ -590,13 +590,11 @@ class _Run:
 
     def _fail(self, n: int, error: DeoldifyError) -> None:
         """Record a film's failure (the caller holds :attr:`lock`)."""
+        self.batch_total -= self.jobs[n].frame_count
         film = self.films.pop(n, None)
         if film is not None:
             self.batch_done -= film.tracker.done
-            self.batch_total -= film.job.frame_count
             film.lock.close()
-        else:
-            self.batch_total -= self.jobs[n].frame_count
         self.results[n] = error
         self._advance_front()
 
@@ -909,7 +907,11 @@ class _Tracker:
 
 
 def _join_segments(
-    manifest: Manifest, job_dir: Path, info: VideoInfo, settings: EncodeSettings, times: list[float]
+    manifest: Manifest,
+    job_dir: Path,
+    info: VideoInfo,
+    settings: EncodeSettings,
+    times: Sequence[float],
 ) -> FileRecord:
     """Join the finished segments into ``video.mkv`` in the job folder, without re-encoding;
     a variable-frame-rate video is given the source's own timestamps (``times``: those of the

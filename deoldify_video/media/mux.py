@@ -8,6 +8,7 @@ be kept at all is refused up front with a message naming a container that can ho
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,14 +194,14 @@ def retime_command(
             "--timestamps", f"0:{path_arg(timestamps_path)}", path_arg(video_path)]  # fmt: skip
 
 
-def timestamps_file_text(seconds: list[float]) -> str:
+def timestamps_file_text(seconds: Sequence[float]) -> str:
     """A Matroska v2 timestamps file: one presentation time per frame, in milliseconds, from 0."""
     first = seconds[0]
     lines = ["# timestamp format v2", *(f"{(t - first) * 1000:.6f}" for t in seconds)]
     return "\n".join(lines) + "\n"
 
 
-def retime(video_path: Path, seconds: list[float], out_path: Path) -> None:
+def retime(video_path: Path, seconds: Sequence[float], out_path: Path) -> None:
     """Give the frames of ``video_path`` the source's own (variable) timestamps."""
     stamps = out_path.with_suffix(".timestamps.txt")
     stamps.write_text(timestamps_file_text(seconds))
