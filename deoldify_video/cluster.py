@@ -239,7 +239,7 @@ class RayCluster:
                 "--cluster ray needs the cluster's address: --ray-address HOST:PORT or "
                 f"{ADDRESS_VARIABLE}, or --ray-address {LOCAL} for a private Ray on this machine"
             )
-        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
         if address == LOCAL:
             options["include_dashboard"] = False
         else:
