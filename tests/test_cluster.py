@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import pytest
 
 from .conftest import ffmpeg
 from .test_jobs import frame_md5s
-from .test_resume import finish, kill_when, make_reel, run, segments_done, start
+from .test_resume import finish, kill_when, make_reel, parts, run, segments_done, start
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -119,7 +120,13 @@ def test_a_node_killed_mid_job_loses_only_its_segments_and_the_film_is_the_same(
         output = tmp_path / "out.mkv"
         job_dir = Path(f"{output}.job")
         proc = start(command([clip], output, tiny_weights, "--quiet", *on_cluster(cluster)))
-        kill_when(_Raylet(doomed), lambda: segments_done(job_dir) >= 2, "two segments")
+        # killed while its worker is making a segment (a part file named after the node)
+        in_flight = f"*.{socket.gethostname()}-{doomed.node_id[:8]}-*.part"
+        kill_when(
+            _Raylet(doomed),
+            lambda: segments_done(job_dir) >= 2 and parts(job_dir, in_flight),
+            "two segments and one in flight on the doomed node",
+        )
         code, err = finish(proc)
         assert code == 0, err
         assert "was lost" in err  # the dead node's segments were redone elsewhere
