@@ -222,9 +222,10 @@ def identify_input(source: Path, info: VideoInfo) -> InputIdentity:
 
 
 def probe_record(info: VideoInfo) -> dict[str, Any]:
-    """The probe result as JSON data (fractions as ``"n/d"``), without the path as typed."""
+    """The probe result as JSON data (fractions as ``"n/d"``), without the path as typed and
+    the key frames' times (one per key frame: the packets' own detail, as the frame times)."""
     data = dataclasses.asdict(info)
-    del data["path"]
+    del data["path"], data["key_times"]
     return _jsonable(data)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -70,6 +70,9 @@ class VideoInfo:
         decode_delay: seconds that the decoder adds to the frame times the packets give (a
             stream without presentation times whose decoder reorders frames, as AVI with
             B-frames): a seek aims that much later. 0.0 for most files.
+        key_times: the presentation times in seconds (the file's clock) of the video's key
+            frames, where a decoder can start without decoding the frames before; empty when
+            not known (an image sequence, whose every frame is one).
     """
 
     path: str
@@ -98,6 +101,7 @@ class VideoInfo:
     input_options: tuple[str, ...] = ()
     streams_path: str = ""
     decode_delay: float = 0.0
+    key_times: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def is_sequence(self) -> bool:

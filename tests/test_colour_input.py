@@ -12,6 +12,7 @@ from PIL import Image
 from deoldify_video import colour_input
 from deoldify_video.errors import UsageError
 from deoldify_video.media.probe import probe
+from deoldify_video.media.reader import read_all
 from deoldify_video.monochrome import COLOUR_SPREAD, chroma_spread, is_colour
 
 from .conftest import DATA, ffmpeg
@@ -97,9 +98,10 @@ def test_video_check_on_sampled_frames(tmp_path, look, colour):
 
 def test_frames_are_sampled_by_seeking_across_the_film(make_clip):
     info = probe(make_clip("basic.mp4"))  # 30 frames, 1.2 s
+    assert info.key_times == (0.0,)  # one key frame, the first: the parts after it hold none
     times = colour_input.sample_times(info)
     assert len(times) == 5
-    assert times == pytest.approx([info.duration * f for f in (0.1, 0.3, 0.5, 0.7, 0.9)])
+    assert times == pytest.approx([0.0] + [info.duration * f for f in (0.3, 0.5, 0.7, 0.9)])
     short = probe(make_clip("silent.mp4"))  # 15 frames: too short to seek in
     assert colour_input.sample_times(short, count=10) == []
     assert len(colour_input.sample_frames(short, count=10)) == 10
@@ -161,6 +163,24 @@ def test_image_refuses_a_colour_photo_and_takes_toned_ones(tmp_path, tiny_weight
     assert (tmp_path / "scissors_colorized.jpg").is_file()
 
 
+def test_key_frames_near_the_middles_are_the_samples_and_decode_to_those_frames(tmp_path):
+    """A film with a key frame every 0.4 s is sampled at key frames (one picture decoded per
+    seek): the one nearest each part's middle, the same frames an exact seek there gives."""
+    path = tmp_path / "keys.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=240x180:rate=25", "-t", "4", "-c:v", "libx264",
+           "-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+           str(path))  # fmt: skip
+    info = probe(path)
+    assert info.key_times == pytest.approx([0.4 * i for i in range(10)])
+    times = colour_input.sample_times(info)
+    assert times == pytest.approx([0.4, 1.2, 2.0, 2.8, 3.6])  # parts of 0.8 s, middles 0.4 ...
+    every = read_all(info, rgb=True)
+    sampled = colour_input.sample_frames(info)
+    assert len(sampled) == 5
+    for frame, index in zip(sampled, [10, 30, 50, 70, 90], strict=True):
+        assert np.array_equal(frame, every[index])
+
+
 def test_colour_check_reads_few_frames(tmp_path, monkeypatch):
     """The check is cheap: a handful of one-frame decodes, each started by a seek."""
     info = probe(_clip(tmp_path / "clip.mp4", None))
@@ -175,7 +195,7 @@ def test_colour_check_reads_few_frames(tmp_path, monkeypatch):
     with pytest.raises(UsageError):
         colour_input.check_video(info)
     assert len(opened) == colour_input.SAMPLED_FRAMES
-    assert all(count == 1 and start is not None and start > 0 for start, count in opened)
+    assert all(count == 1 and start is not None for start, count in opened)
 
 
 def test_sampling_survives_an_undecodable_position(tmp_path):

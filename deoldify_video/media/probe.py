@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,11 @@ def packets_command(path: str | Path, stream: int | None = None) -> list[str]:
     """ffprobe call that lists every packet of every stream, or of one ``stream`` (one
     demuxing pass, no decoding), one CSV line each: stream index, presentation timestamp (in
     ticks of the stream's time base, then in seconds), decoding timestamp (the same), duration
-    in seconds, size and byte position."""
+    in seconds, size, byte position and flags (``K`` first for a key frame)."""
     select = [] if stream is None else ["-select_streams", str(stream)]
     return [
         "ffprobe", "-v", "error", *select, "-show_entries",
-        "packet=stream_index,pts,pts_time,dts,dts_time,duration_time,size,pos",
+        "packet=stream_index,pts,pts_time,dts,dts_time,duration_time,size,pos,flags",
         "-of", "csv=p=0", path_arg(path),
     ]  # fmt: skip
 
@@ -110,6 +110,7 @@ def probe(path: str | Path, allow_truncated: bool = False) -> VideoInfo:
         duration=float(fmt.get("duration") or video.get("duration") or 0.0),
         vfr=is_variable_rate(scan.timestamps),
         decode_delay=_decode_delay(video, fps) if scan.decoding_times else 0.0,
+        key_times=tuple(scan.key_times),
         rotation=_rotation(video),
         sar=_ratio(video.get("sample_aspect_ratio")),
         pix_fmt=str(video.get("pix_fmt", "")),
@@ -141,6 +142,8 @@ class PacketScan:
         errors: what the demuxer wrote at ``-v error`` ("" for a clean read).
         decoding_times: the video packets carry no presentation times, so their decoding
             times were taken.
+        key_times: sorted times in seconds of the video stream's key frames (where a decoder
+            can start).
     """
 
     timestamps: list[int]
@@ -148,6 +151,7 @@ class PacketScan:
     ends: dict[int, float]
     errors: str
     decoding_times: bool = False
+    key_times: list[float] = field(default_factory=list)
 
 
 def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) -> PacketScan:
@@ -166,6 +170,7 @@ def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) 
     size = os.path.getsize(path)
     ticks: list[int] = []
     times: list[float] = []
+    keys: list[float] = []
     ends: dict[int, float] = {}
     decoding_times = False
     for line in proc.stdout.decode().splitlines():
@@ -173,6 +178,7 @@ def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) 
         if len(fields) < 8 or not _int(fields[0]):
             continue
         index, pts, pts_time, dts, dts_time, duration, length, pos = fields[:8]
+        key = len(fields) > 8 and fields[8].startswith("K")
         stamp, seconds = (pts, pts_time) if _int(pts) else (dts, dts_time)
         if not _int(stamp) or not _number(seconds):
             continue
@@ -182,10 +188,12 @@ def scan_packets(path: str | Path, video_index: int, every_stream: bool = True) 
                 continue
             ticks.append(int(stamp))
             times.append(start)
+            if key:
+                keys.append(start)
             decoding_times = decoding_times or not _int(pts)
         end = start + (float(duration) if _number(duration) else 0.0)
         ends[int(index)] = max(ends.get(int(index), end), end)
-    return PacketScan(sorted(ticks), sorted(times), ends, errors, decoding_times)
+    return PacketScan(sorted(ticks), sorted(times), ends, errors, decoding_times, sorted(keys))
 
 
 def frame_timestamps(path: str | Path, video_index: int) -> list[int]:
