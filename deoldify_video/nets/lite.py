@@ -211,7 +211,7 @@ def in_gamut(cbcr: torch.Tensor) -> torch.Tensor:
     >>> in_gamut(torch.tensor([[0.0, 0.0], [0.5, 0.5], [-0.1687, 0.5]])).tolist()
     [True, False, True]
     """
-    y = torch.linspace(0.0, 1.0, _GAMUT_LUMA_STEPS, dtype=torch.float64)
+    y = torch.linspace(0.0, 1.0, _GAMUT_LUMA_STEPS, dtype=torch.float64, device=cbcr.device)
     q = cbcr.shape[0]
     ycc = torch.stack(
         [
@@ -230,10 +230,10 @@ def gamut_bins(step: float = BIN_STEP) -> torch.Tensor:
 
     Returns:
         ``(Q, 2)`` float32 (Cb, Cr) in ``[-0.5, 0.5]``, Cb-major order (179 bins for the
-        default step of 1/16).
+        default step of 1/16), on the CPU (also while building on the meta device).
     """
     half = round(0.5 / step)
-    values = torch.arange(-half, half + 1, dtype=torch.float64) * step
+    values = torch.arange(-half, half + 1, dtype=torch.float64, device="cpu") * step
     cb, cr = torch.meshgrid(values, values, indexing="ij")
     grid = torch.stack([cb.flatten(), cr.flatten()], dim=1)
     return grid[in_gamut(grid)].to(torch.float32)
