@@ -130,3 +130,17 @@ def test_damaged_or_mismatched_bins_files_are_refused(
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(WeightsError, match=r"does not fit.*head\.centres"):
         load_network("lite", weights=tmp_path / "other.pt")
+
+
+def test_readout_is_the_softmax_mean_with_its_gradient() -> None:
+    centres = gamut_bins()
+    logits = (torch.randn(2, len(centres), 3, 3) * 8.0).requires_grad_()
+
+    def reference(x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nqhw,qc->nchw", torch.softmax(x / TEMPERATURE, dim=1), centres)
+
+    out = annealed_mean(logits, centres, TEMPERATURE)
+    torch.testing.assert_close(out, reference(logits))
+    (grad,) = torch.autograd.grad(out.square().sum(), logits)
+    (expected,) = torch.autograd.grad(reference(logits).square().sum(), logits)
+    torch.testing.assert_close(grad, expected)

