@@ -144,3 +144,18 @@ def test_readout_is_the_softmax_mean_with_its_gradient() -> None:
     (grad,) = torch.autograd.grad(out.square().sum(), logits)
     (expected,) = torch.autograd.grad(reference(logits).square().sum(), logits)
     torch.testing.assert_close(grad, expected)
+
+
+def test_worker_processes_colorize_with_a_bins_weights_file(
+    bins_net: LiteColorizer, tmp_path: Path, make_clip
+) -> None:
+    from .test_cli import run_cli
+
+    weights = tmp_path / "bins.pt"
+    torch.save(bins_net.state_dict(), weights)
+    output = tmp_path / "out.mp4"
+    proc = run_cli("colorize", str(make_clip("basic.mp4")), "-o", str(output), "--model",
+                   str(weights), "--workers", "2", "--threads", "1", "--render-factor", "4",
+                   "--segment-seconds", "0.5")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert output.stat().st_size > 0
