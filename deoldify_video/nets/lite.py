@@ -275,6 +275,9 @@ class BinsHead(nn.Sequential):
     ``centres`` ``(Q, 2)`` (Cb, Cr) and ``temperature`` (scalar) of the readout.
     """
 
+    centres: torch.Tensor
+    temperature: torch.Tensor
+
     def __init__(self, channels: int, centres: torch.Tensor, temperature: float) -> None:
         super().__init__(
             _sn_conv(channels, channels, 3, bias=True),
@@ -349,7 +352,7 @@ class LiteColorizer(nn.Module):
         """
         return self._bins_head()(self._features(x))
 
-    def readout(self, logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def readout(self, logits: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
         """Chroma ``(N, 2, *size)`` in ``[-0.5, 0.5]`` from :meth:`logits`' output: the
         annealed mean, upsampled bilinearly (what ``forward`` returns).
 
@@ -357,6 +360,15 @@ class LiteColorizer(nn.Module):
             ValueError: the network has the chroma head.
         """
         return _upsample(self._bins_head().readout(logits), size)
+
+    @property
+    def centres(self) -> torch.Tensor:
+        """The bins head's centres ``(Q, 2)`` (Cb, Cr).
+
+        Raises:
+            ValueError: the network has the chroma head.
+        """
+        return self._bins_head().centres
 
     def _bins_head(self) -> BinsHead:
         if not isinstance(self.head, BinsHead):
@@ -369,7 +381,7 @@ class LiteColorizer(nn.Module):
         return _upsample(0.5 * torch.tanh(self.head(self._features(x))), x.shape[-2:])
 
 
-def _upsample(chroma: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _upsample(chroma: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(chroma, size=size, mode="bilinear", align_corners=False)
 
 

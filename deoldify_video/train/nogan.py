@@ -352,7 +352,7 @@ class _Run:
         returns the prior in use (None with the l1 loss)."""
         if self.config.loss != "bins":
             return None
-        centres = gen.head.centres.detach().cpu()
+        centres = gen.centres.detach().cpu()
         if prior is None:
             crops = (
                 torch.from_numpy(self.data.crop(_PRIOR_SIZE).transpose(2, 0, 1).copy())[None]
@@ -500,7 +500,7 @@ def _gen_loss(
         assert run.bin_weights is not None
         logits = gen.logits(batch.luma_in)
         chroma = gen.readout(logits, batch.luma_in.shape[-2:])
-        ce = bins_cross_entropy(logits, batch.chroma, gen.head.centres, run.bin_weights)
+        ce = bins_cross_entropy(logits, batch.chroma, gen.centres, run.bin_weights)
     else:
         chroma = gen(batch.luma_in)
     l1 = F.l1_loss(chroma, batch.chroma)
