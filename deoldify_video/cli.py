@@ -185,6 +185,20 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument(
+        "--loss",
+        default="l1",
+        choices=["l1", "bins"],
+        help="l1: regress chroma (default); bins: chroma bins with a rebalanced cross-entropy "
+        "(more vivid colour)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="FILE",
+        help="lite weights to fine-tune from (e.g. models/lite.pt); a head of another kind "
+        "starts fresh",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
 
@@ -897,6 +911,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         val=Path(args.val) if args.val else None,
         data_root=Path(args.root) if args.root else None,
         threads=args.threads,
+        loss=args.loss,
+        init=Path(args.init) if args.init else None,
     )
     with _ProgressBars(disabled=args.quiet) as bars:
         out = train(config, progress=bars)

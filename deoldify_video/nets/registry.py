@@ -7,15 +7,16 @@ input policy that turns video frames into the network's input and its output int
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from ..deoldify_policy import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import ModelNotFoundError, UsageError
-from .lite import lite
+from .lite import head_of_state, lite, lite_bins
 from .unet import deoldify_deep, deoldify_wide
 
 
@@ -59,6 +60,8 @@ class ModelSpec:
         licence: licence of the weights.
         card: file name of the model card in ``models/``.
         description: one line for ``models list``.
+        state_builder: for a model whose weights files come with different heads: the builder
+            of the network a state dict was saved from (None: ``builder`` for every file).
     """
 
     name: str
@@ -71,10 +74,21 @@ class ModelSpec:
     licence: str = ""
     card: str = ""
     description: str = ""
+    state_builder: Callable[[Mapping[str, torch.Tensor]], Callable[[], nn.Module]] | None = None
 
     @property
     def shipped(self) -> bool:
         return not self.url
+
+    def builder_for(self, state: Mapping[str, torch.Tensor]) -> Callable[[], nn.Module]:
+        """The builder of the network that ``state`` loads into: ``state_builder(state)``
+        when the spec has one, else ``builder``."""
+        return self.builder if self.state_builder is None else self.state_builder(state)
+
+
+def _lite_builder(state: Mapping[str, torch.Tensor]) -> Callable[[], nn.Module]:
+    """The lite network of a state dict's head: the shipped chroma head or the bins head."""
+    return lite_bins if head_of_state(state) == "bins" else lite
 
 
 DEFAULT_MODEL = "lite"
@@ -92,6 +106,7 @@ _SPECS: tuple[ModelSpec, ...] = (
         licence="MIT; trained on CC-BY, CC-BY-SA, CC0 and GPL-2+ photos (see lite.md)",
         card="lite.md",
         description="Shipped lite NoGAN colorizer (EfficientNet-Lite0 U-Net, 8 MB): fast on CPU",
+        state_builder=_lite_builder,
     ),
     ModelSpec(
         name="video",

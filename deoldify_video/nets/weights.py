@@ -187,11 +187,18 @@ def expected_bytes(spec: ModelSpec) -> int:
     return sum(t.numel() * t.element_size() for t in expected_state(spec).values())
 
 
+def expected_state(
+    spec: ModelSpec, state: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
+    """The keys, shapes and dtypes of ``spec``'s network, as meta tensors (no memory used):
+    of the network ``state`` loads into (:meth:`ModelSpec.builder_for`) when given."""
+    return _layout(spec.builder if state is None else spec.builder_for(state))
+
+
 @functools.cache
-def expected_state(spec: ModelSpec) -> dict[str, torch.Tensor]:
-    """The keys, shapes and dtypes of ``spec``'s network, as meta tensors (no memory used)."""
+def _layout(builder: Callable[[], nn.Module]) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
-        return dict(spec.builder().state_dict())
+        return dict(builder().state_dict())
 
 
 def identify_weights(
@@ -212,7 +219,7 @@ def identify_weights(
     specs = [registry.get_spec(name) for name in registry.list_models()]
     matches = []
     for spec in specs:
-        expected = expected_state(spec)
+        expected = expected_state(spec, state)
         if set(expected) == set(state) and all(
             state[k].shape == v.shape for k, v in expected.items()
         ):
@@ -244,7 +251,7 @@ def load_network(
         (the model's spec, the network in eval mode on ``device``).
     """
     spec, path, state = _resolve(name_or_path, weights)
-    check_structure(state, expected_state(spec), str(path))
+    check_structure(state, expected_state(spec, state), str(path))
     model = _materialise(spec, state)
     logger.info("loaded %s weights from %s", spec.name, path)
     return spec, model.to(device).eval()
@@ -331,17 +338,18 @@ def _looks_like_path(name: str) -> bool:
 
 def _materialise(spec: ModelSpec, state: dict[str, torch.Tensor]) -> nn.Module:
     """Build ``spec``'s network directly on ``state``'s tensors (no random initialisation)."""
-    expected = expected_state(spec)
+    builder = spec.builder_for(state)
+    expected = _layout(builder)
     state = {
         k: v.to(expected[k].dtype) if v.is_floating_point() and v.dtype != expected[k].dtype else v
         for k, v in state.items()
     }
     with torch.device("meta"):
-        model = spec.builder()
+        model = builder()
     model.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
         # A tensor outside the state dict (a non-persistent buffer) needs a real build.
-        model = spec.builder()
+        model = builder()
         model.load_state_dict(state, strict=True)
     return model
 
@@ -549,7 +557,7 @@ def _verify_download(spec: ModelSpec, part: Path) -> None:
                 f"(sha256 {digest}, expected {spec.sha256})"
             )
     state = read_state_dict(part)
-    check_structure(state, expected_state(spec), f"downloaded {spec.weights_file}")
+    check_structure(state, expected_state(spec, state), f"downloaded {spec.weights_file}")
 
 
 # --------------------------------------------------------------------------- small utilities

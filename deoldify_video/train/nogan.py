@@ -2,6 +2,8 @@
 
 1. ``gen``: generator pretraining with L1 on chroma plus a perceptual loss (features of a
    frozen ImageNet EfficientNet-Lite0), progressive crop sizes, the encoder frozen at first.
+   With ``loss="bins"`` the network has the bins head (:mod:`deoldify_video.nets.lite`) and
+   learns a class-rebalanced cross-entropy over chroma bins (:mod:`.bins`) instead of L1.
 2. ``critic``: a spectral-norm patch critic learns real colour photos from generated ones.
 3. ``gan``: a short adversarial phase that switches between critic and generator on a critic
    loss threshold, with frequent snapshots.
@@ -31,11 +33,13 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from .. import atomic
-from ..color import ycbcr_to_rgb
+from ..color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..errors import DeoldifyError, UsageError
-from ..nets.lite import Encoder, LiteColorizer, lite
+from ..nets.lite import Encoder, LiteColorizer, head_of_state, lite
 from ..nets.registry import get_spec
+from ..nets.weights import check_structure, read_state_dict
 from ..types import ProgressCallback, ProgressEvent, Stage
+from .bins import bin_prior, bins_cross_entropy, rebalance_weights
 from .data import ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
 from .photoset import refuse_test_domain
@@ -43,6 +47,12 @@ from .photoset import refuse_test_domain
 logger = logging.getLogger(__name__)
 
 PHASES = ("gen", "critic", "gan")
+LOSSES = ("l1", "bins")
+# the head each loss trains
+_HEADS = {"l1": "chroma", "bins": "bins"}
+# crops (and their side) that estimate the bin distribution of the training data
+_PRIOR_CROPS = 384
+_PRIOR_SIZE = 128
 # the progress stage of each phase
 _STAGES: dict[str, Stage] = {"gen": "train-gen", "critic": "train-critic", "gan": "train-gan"}
 
@@ -81,6 +91,13 @@ class TrainConfig:
             only shipped when no snapshot reaches it.
         val_max_side: validation photos are downscaled to this long side.
         seed: random seed.
+        loss: ``"l1"`` (L1 on chroma, the chroma head) or ``"bins"`` (the bins head with the
+            rebalanced cross-entropy, plus ``bins_l1_weight`` x L1 on its readout and the
+            perceptual loss on its readout).
+        init: a lite weights file to start the generator from (fine-tuning): its encoder and
+            decoder tensors are loaded, and its head when of the kind ``loss`` trains (another
+            kind of head starts fresh). The ImageNet encoder is then not loaded.
+        bins_l1_weight: with ``loss="bins"``: weight of L1 on the readout's chroma.
     """
 
     data: Path
@@ -107,6 +124,9 @@ class TrainConfig:
     val_max_side: int = 512
     seed: int = 0
     log_every: int = field(default=10)
+    loss: str = "l1"
+    init: Path | None = None
+    bins_l1_weight: float = 0.1
 
     @property
     def run_dir(self) -> Path:
@@ -322,6 +342,32 @@ class _Run:
         self.log_path = self.dir / "log.jsonl"
         self.history_path = self.dir / "history.jsonl"
         self._perceptual: PerceptualLoss | None = None
+        self.head = _HEADS[config.loss]
+        # p̃ of the bins loss (set by the phase that trains the generator) and its weights
+        self.prior: torch.Tensor | None = None
+        self.bin_weights: torch.Tensor | None = None
+
+    def set_prior(self, prior: torch.Tensor | None, gen: LiteColorizer) -> torch.Tensor | None:
+        """Use ``prior`` (a checkpoint's ``p̃``), or estimate it when None, for the bins loss;
+        returns the prior in use (None with the l1 loss)."""
+        if self.config.loss != "bins":
+            return None
+        if gen.head_kind != "bins":
+            raise UsageError(
+                f"{self.dir}: the generator has the {gen.head_kind} head; the bins loss needs "
+                "one trained with loss='bins' (or a new run)"
+            )
+        centres = gen.centres.detach().cpu()
+        if prior is None:
+            crops = (
+                torch.from_numpy(self.data.crop(_PRIOR_SIZE).transpose(2, 0, 1).copy())[None]
+                for _ in range(_PRIOR_CROPS)
+            )
+            prior = bin_prior((rgb_to_ycbcr(c)[:, 1:] for c in crops), centres)
+            logger.info("bin distribution estimated from %d crops", _PRIOR_CROPS)
+        self.prior = prior.cpu()
+        self.bin_weights = rebalance_weights(self.prior).to(self.device)
+        return self.prior
 
     @property
     def perceptual(self) -> PerceptualLoss:
@@ -401,18 +447,43 @@ def select_snapshot(history: list[dict], min_colorfulness_ratio: float = 0.5) ->
 
 
 def _generator(run: _Run, phases: tuple[str, ...]) -> LiteColorizer:
-    """The best generator snapshot of ``phases`` so far (by validation), else the gen checkpoint."""
-    gen = lite().to(run.device)
+    """The best generator snapshot of ``phases`` so far (by validation), else the gen checkpoint;
+    with the head its state dict has."""
     best = select_snapshot(run.history(phases), run.config.min_colorfulness_ratio)
     if best is not None:
         state = torch.load(run.dir / best["file"], map_location=run.device, weights_only=True)
-        gen.load_state_dict(state)
-        return gen
-    ckpt = run.dir / "gen.pt"
-    if not ckpt.exists():
-        raise UsageError(f"{ckpt}: no generator checkpoint; run the 'gen' phase first")
-    gen.load_state_dict(torch.load(ckpt, map_location=run.device, weights_only=True)["model"])
+    else:
+        ckpt = run.dir / "gen.pt"
+        if not ckpt.exists():
+            raise UsageError(f"{ckpt}: no generator checkpoint; run the 'gen' phase first")
+        state = torch.load(ckpt, map_location=run.device, weights_only=True)["model"]
+    gen = lite(head_of_state(state)).to(run.device)
+    gen.load_state_dict(state)
     return gen
+
+
+def init_generator(gen: LiteColorizer, path: Path) -> list[str]:
+    """Load a lite weights file into ``gen`` for fine-tuning.
+
+    The encoder and decoder tensors must all be there with ``gen``'s shapes; the head's are
+    loaded when the file's head is of ``gen``'s kind, else ``gen``'s head stays as built.
+
+    Returns:
+        The names of the tensors loaded.
+
+    Raises:
+        WeightsError: an unreadable file, or one whose encoder or decoder does not fit.
+    """
+    state = read_state_dict(path)
+    own = gen.state_dict()
+    same_head = head_of_state(state) == gen.head_kind
+    wanted = {k: v for k, v in own.items() if same_head or not k.startswith("head.")}
+    given = {k: v for k, v in state.items() if same_head or not k.startswith("head.")}
+    check_structure(given, wanted, str(path))
+    gen.load_state_dict({**own, **given})
+    fresh = "" if same_head else ", fresh"
+    logger.info("generator starts from %s (%s head%s)", path, gen.head_kind, fresh)
+    return sorted(given)
 
 
 def _freeze_encoder_bn(gen: LiteColorizer) -> None:
@@ -422,13 +493,29 @@ def _freeze_encoder_bn(gen: LiteColorizer) -> None:
             module.eval()
 
 
-def _gen_loss(run: _Run, gen: nn.Module, batch: Sample) -> tuple[torch.Tensor, dict[str, float]]:
-    chroma = gen(batch.luma_in)
+def _gen_loss(
+    run: _Run, gen: LiteColorizer, batch: Sample
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The generator's loss on a batch and its parts: L1 plus perceptual for the chroma head;
+    rebalanced cross-entropy plus ``bins_l1_weight`` x L1 plus perceptual (both on the
+    annealed-mean readout) for the bins head."""
+    cfg = run.config
+    ce: torch.Tensor | None = None
+    if cfg.loss == "bins":
+        assert run.bin_weights is not None
+        logits = gen.logits(batch.luma_in)
+        chroma = gen.readout(logits, batch.luma_in.shape[-2:])
+        ce = bins_cross_entropy(logits, batch.chroma, gen.centres, run.bin_weights)
+    else:
+        chroma = gen(batch.luma_in)
     l1 = F.l1_loss(chroma, batch.chroma)
     pred_rgb = ycbcr_to_rgb(torch.cat([batch.luma, chroma], dim=1))
     perc = run.perceptual(pred_rgb, _real_rgb(batch))
-    loss = l1 + run.config.perceptual_weight * perc
-    return loss, {"l1": l1.item(), "perceptual": perc.item()}
+    parts = {"l1": l1.item(), "perceptual": perc.item()}
+    if ce is None:
+        return l1 + cfg.perceptual_weight * perc, parts
+    loss = ce + cfg.bins_l1_weight * l1 + cfg.perceptual_weight * perc
+    return loss, {"ce": ce.item(), **parts}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +525,11 @@ def _gen_loss(run: _Run, gen: nn.Module, batch: Sample) -> tuple[torch.Tensor, d
 def _phase_gen(run: _Run) -> None:
     cfg = run.config
     ckpt_path = run.dir / "gen.pt"
-    gen = lite().to(run.device)
-    load_imagenet_encoder(gen.encoder)
+    gen = lite(run.head).to(run.device)
+    if cfg.init is not None:
+        init_generator(gen, cfg.init)
+    else:
+        load_imagenet_encoder(gen.encoder)
     enc_params = list(gen.encoder.parameters())
     enc_ids = {id(p) for p in enc_params}
     dec_params = [p for p in gen.parameters() if id(p) not in enc_ids]
@@ -448,12 +538,15 @@ def _phase_gen(run: _Run) -> None:
         weight_decay=1e-3,
     )
     budget = run.budget("gen")
+    prior = None
     if cfg.resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=run.device, weights_only=True)
         gen.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         budget.step, budget.elapsed = int(state["step"]), float(state["elapsed"])
+        prior = state.get("prior")
         logger.info("gen phase resumed at step %d", budget.step)
+    prior = run.set_prior(prior, gen)
     base_lrs = [g["lr"] for g in opt.param_groups]
 
     def checkpoint() -> None:
@@ -462,6 +555,7 @@ def _phase_gen(run: _Run) -> None:
             "opt": opt.state_dict(),
             "step": budget.step,
             "elapsed": budget.elapsed,
+            "prior": prior,
         }
         _save_atomic(state, ckpt_path)
         run.snapshot("gen", budget.step, gen)
@@ -559,26 +653,35 @@ def _phase_gan(run: _Run) -> None:
     critic_path = run.dir / "critic.pt"
     if not critic_path.exists():
         raise UsageError(f"{critic_path}: no critic checkpoint; run the 'critic' phase first")
-    gen = lite().to(run.device)
+    resumed = cfg.resume and ckpt_path.exists()
+    state = torch.load(ckpt_path, map_location=run.device, weights_only=True) if resumed else None
+    gen = _generator(run, ("gen",)) if state is None else lite(head_of_state(state["gen"]))
+    gen = gen.to(run.device)
     critic = PatchCritic().to(run.device)
     lr = cfg.gen_lr / 50
     opt_g = torch.optim.Adam(gen.parameters(), lr=lr, betas=(0.0, 0.9))
     opt_c = torch.optim.Adam(critic.parameters(), lr=lr * 5, betas=(0.0, 0.9))
     budget = run.budget("gan")
     critic_turn = True
-    if cfg.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=run.device, weights_only=True)
+    if state is not None:
         gen.load_state_dict(state["gen"])
         critic.load_state_dict(state["critic"])
         opt_g.load_state_dict(state["opt_g"])
         opt_c.load_state_dict(state["opt_c"])
         budget.step, budget.elapsed = int(state["step"]), float(state["elapsed"])
         critic_turn = bool(state["critic_turn"])
+        prior = state.get("prior")
     else:
-        gen.load_state_dict(_generator(run, ("gen",)).state_dict())
         critic.load_state_dict(
             torch.load(critic_path, map_location=run.device, weights_only=True)["model"]
         )
+        gen_ckpt = run.dir / "gen.pt"
+        prior = (
+            torch.load(gen_ckpt, map_location="cpu", weights_only=True).get("prior")
+            if gen_ckpt.exists()
+            else None
+        )
+    prior = run.set_prior(prior, gen)
 
     def checkpoint() -> None:
         state = {
@@ -589,6 +692,7 @@ def _phase_gan(run: _Run) -> None:
             "step": budget.step,
             "elapsed": budget.elapsed,
             "critic_turn": critic_turn,
+            "prior": prior,
         }
         _save_atomic(state, ckpt_path)
         run.snapshot("gan", budget.step, gen)
@@ -646,13 +750,19 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Path
 
     Returns:
         ``config.out``: a plain state dict of fp16 tensors for
-        :func:`deoldify_video.nets.lite.lite`.
+        :func:`deoldify_video.nets.lite.lite` (with the head ``config.loss`` trains).
 
     Raises:
-        UsageError: bad phase, missing budget, missing data or a missing earlier phase.
+        UsageError: bad phase or loss, missing budget, missing data or init file, or a
+            missing earlier phase.
+        WeightsError: an ``init`` file that is not lite weights.
     """
     if config.phase not in (*PHASES, "all"):
         raise UsageError(f"unknown phase {config.phase!r} (use gen, critic, gan or all)")
+    if config.loss not in LOSSES:
+        raise UsageError(f"unknown loss {config.loss!r} (use {' or '.join(LOSSES)})")
+    if config.init is not None and not config.init.is_file():
+        raise UsageError(f"{config.init}: no such weights file to start from")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
