@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -17,10 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deoldify_video import cli
 from deoldify_video.errors import UsageError
 from deoldify_video.train import photoset
-from deoldify_video.train.data import ColorizationData, list_images
+from deoldify_video.train.data import ColorizationData, list_images, load_image
 from deoldify_video.train.nogan import TrainConfig, train
 from deoldify_video.train.photoset import (
     SAME_PHOTO_BITS,
@@ -396,31 +396,34 @@ def registered_photo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     photoset._test_domain.cache_clear()
 
 
-def test_loader_refuses_a_renamed_copy_of_a_test_domain_photo(
-    tmp_path: Path, registered_photo: np.ndarray
+def test_loader_leaves_out_a_renamed_copy_of_a_test_domain_photo(
+    tmp_path: Path, registered_photo: np.ndarray, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = tmp_path / "mine"
     good = save(folder / "good.png", fake_photo(10))
     grey_copy = cv2.cvtColor(cv2.resize(registered_photo, (300, 225)), cv2.COLOR_RGB2GRAY)
     copy = save(folder / "holiday.jpg", grey_copy)
-    assert len(ColorizationData([good], max_side=128).photos) == 1
     flat = save(folder / "flat.png", np.full((64, 64, 3), 128, np.uint8))
     assert photoset.find_test_domain_copy(np.asarray(Image.open(flat))) is None
-    with pytest.raises(UsageError, match=r"holiday\.jpg: a copy of the test-domain image opencv"):
-        ColorizationData([good, copy], max_side=128)
-    with pytest.raises(UsageError, match="test-domain"):
-        train(TrainConfig(data=folder, out=tmp_path / "x.pt", steps=1))
+    data = ColorizationData([good, copy], max_side=128)
+    assert len(data.photos) == 1 and np.array_equal(data.photos[0], load_image(good, 128)[0])
+    assert re.search(r"holiday\.jpg: left out, a copy of the test-domain image opencv", caplog.text)
+    # a folder of nothing but the copy (and a grey image) leaves nothing to train on
+    alone = tmp_path / "alone"
+    save(alone / "holiday.jpg", grey_copy)
+    with pytest.raises(UsageError, match="no opaque colour photo"):
+        train(TrainConfig(data=alone, out=tmp_path / "x.pt", steps=1))
+    # nor to choose the checkpoint with: the copy is not scored
     listing = tmp_path / "good.txt"
     listing.write_text(f"{good}\n")
     val = tmp_path / "val.txt"
-    val.write_text(f"{copy}\n")
-    with pytest.raises(UsageError, match=r"holiday\.jpg: a copy of the test-domain"):
-        train(TrainConfig(data=listing, val=val, out=tmp_path / "x.pt", steps=1))
-    # Through the command line: one line, exit code 2.
-    code = cli.main(
-        ["train", "--data", str(folder), "--out", str(tmp_path / "y.pt"), "--steps", "1"]
-    )
-    assert code == 2
+    val.write_text(f"{copy}\n{good}\n")
+    caplog.clear()
+    out = tmp_path / "x.pt"
+    train(TrainConfig(data=listing, val=val, out=out, steps=1, size=64, batch_size=2))
+    history = (Path(f"{out}.train") / "history.jsonl").read_text().splitlines()
+    assert history and all(json.loads(line)["count"] == 1 for line in history)
+    assert "holiday.jpg: left out" in caplog.text
 
 
 def test_shipped_test_domain_hashes_cover_the_test_split() -> None:

@@ -21,7 +21,7 @@ import torch
 
 from ..color import rgb_to_ycbcr
 from ..errors import UsageError
-from .photoset import manifest_photos, refuse_test_domain
+from .photoset import is_test_domain_copy, manifest_photos
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ def degrade_luma(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class ColorizationData:
     """Photos (and optional cut-outs) held in memory, turned into random training samples.
 
-    Every image is checked against the test domain (``photoset.refuse_test_domain``): a copy
-    of a test-domain image, under any name and in any folder, stops the loading.
+    Every image is checked against the test domain (``photoset.is_test_domain_copy``): a copy
+    of a test-domain image, under any name and in any folder, is left out with a warning.
 
     Args:
         photos: colour images used whole (random crops).
@@ -246,7 +246,8 @@ class ColorizationData:
         self.stamps: list[tuple[np.ndarray, np.ndarray]] = []
         for path in [*photos, *stamps]:
             rgb, alpha = load_image(path, max_side)
-            refuse_test_domain(path, rgb)
+            if is_test_domain_copy(path, rgb):
+                continue
             if alpha is None:
                 self.photos.append(rgb)
             else:

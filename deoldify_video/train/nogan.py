@@ -42,7 +42,7 @@ from ..types import ProgressCallback, ProgressEvent, Stage
 from .bins import bin_prior, bins_cross_entropy, rebalance_weights
 from .data import ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
-from .photoset import refuse_test_domain
+from .photoset import is_test_domain_copy
 
 logger = logging.getLogger(__name__)
 
@@ -334,11 +334,13 @@ class _Run:
         photos = list_images(config.data, config.data_root)
         stamps = [p for source in config.extra for p in list_images(source)]
         self.data = ColorizationData(photos, stamps, seed=config.seed)
-        self.val = (
-            list_images(config.val, config.data_root, splits=("val-source",)) if config.val else []
-        )
-        for path in self.val:  # a test-domain photo must not choose the checkpoint either
-            refuse_test_domain(path, load_image(path, config.val_max_side)[0])
+        val = list_images(config.val, config.data_root, ("val-source",)) if config.val else []
+        # a test-domain photo must not choose the checkpoint either
+        self.val = [
+            path
+            for path in val
+            if not is_test_domain_copy(path, load_image(path, config.val_max_side)[0])
+        ]
         self.log_path = self.dir / "log.jsonl"
         self.history_path = self.dir / "history.jsonl"
         self._perceptual: PerceptualLoss | None = None
