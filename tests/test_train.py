@@ -230,6 +230,7 @@ def test_rebalancing_weights_favour_rare_bins() -> None:
     assert float((prior * weights).sum()) == pytest.approx(1.0, rel=1e-5)
     assert float(weights[red_bin]) > float(weights[grey])
     assert float(weights.max()) == pytest.approx(float(weights[prior.argmin()]))
+    assert torch.allclose(rebalance_weights(prior, 1.0), torch.ones_like(prior))  # plain CE
     with pytest.raises(ValueError, match="no pixel"):
         bin_prior([], centres)
 

@@ -39,7 +39,7 @@ from ..nets.lite import Encoder, LiteColorizer, head_of_state, lite
 from ..nets.registry import get_spec
 from ..nets.weights import check_structure, read_state_dict
 from ..types import ProgressCallback, ProgressEvent, Stage
-from .bins import bin_prior, bins_cross_entropy, rebalance_weights
+from .bins import REBALANCE_LAMBDA, bin_prior, bins_cross_entropy, rebalance_weights
 from .data import ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
 from .photoset import is_test_domain_copy
@@ -98,6 +98,9 @@ class TrainConfig:
             decoder tensors are loaded, and its head when of the kind ``loss`` trains (another
             kind of head starts fresh). The ImageNet encoder is then not loaded.
         bins_l1_weight: with ``loss="bins"``: weight of L1 on the readout's chroma.
+        rebalance_mix: with ``loss="bins"``: the ``lam`` of the class-rebalancing weights
+            ``1 / ((1 - lam) p + lam / Q)``: 1 weighs every bin alike (plain cross-entropy),
+            towards 0 rare colours weigh more.
     """
 
     data: Path
@@ -127,6 +130,7 @@ class TrainConfig:
     loss: str = "l1"
     init: Path | None = None
     bins_l1_weight: float = 0.1
+    rebalance_mix: float = REBALANCE_LAMBDA
 
     @property
     def run_dir(self) -> Path:
@@ -368,7 +372,7 @@ class _Run:
             prior = bin_prior((rgb_to_ycbcr(c)[:, 1:] for c in crops), centres)
             logger.info("bin distribution estimated from %d crops", _PRIOR_CROPS)
         self.prior = prior.cpu()
-        self.bin_weights = rebalance_weights(self.prior).to(self.device)
+        self.bin_weights = rebalance_weights(self.prior, self.config.rebalance_mix).to(self.device)
         return self.prior
 
     @property
