@@ -25,10 +25,13 @@ import hashlib
 import io
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import torch
@@ -282,8 +285,10 @@ class RayCluster:
             actor_class.remote(blob_ref, digest, settings, self.shape.gpus, self.shape.threads)
             for _ in range(self.shape.count)
         ]
+        interrupted = threading.Event()
         try:
-            _Dispatcher(actors, pool, self.shape).run()
+            with interrupts_noted(interrupted):
+                _Dispatcher(actors, pool, self.shape, interrupted).run()
         finally:
             for actor in actors:
                 ray.kill(actor)
@@ -293,9 +298,16 @@ class _Dispatcher:
     """The driver's loop: hands segments to ready actors, records what comes back, and puts
     back the segments of a lost actor."""
 
-    def __init__(self, actors: list[Any], pool: SegmentPool, shape: WorkerShape) -> None:
+    def __init__(
+        self,
+        actors: list[Any],
+        pool: SegmentPool,
+        shape: WorkerShape,
+        interrupted: threading.Event,
+    ) -> None:
         self.pool = pool
         self.shape = shape
+        self.interrupted = interrupted
         self.starting = {actor.ready.remote(): actor for actor in actors}
         self.ready: list[Any] = []
         self.calls: dict[Any, tuple[Any, SegmentTask]] = {}  # ref -> (actor, task)
@@ -310,6 +322,8 @@ class _Dispatcher:
                     "nodes died or left); start nodes and run the same command again to resume"
                 )
             finished, _ = ray.wait(refs, num_returns=1, timeout=_POLL_SECONDS)
+            if self.interrupted.is_set():  # an interrupt that a Ray call caught and dropped
+                raise KeyboardInterrupt
             if not finished:
                 self._check_placeable()
             for ref in finished:
@@ -382,6 +396,42 @@ class _Dispatcher:
                 f"no live node of the Ray cluster has {self.shape.resources} for a worker; "
                 "start one and run the same command again to resume"
             )
+
+
+@contextlib.contextmanager
+def interrupts_noted(seen: threading.Event) -> Iterator[None]:
+    """While in the block, a SIGINT (Ctrl-C) also sets ``seen``, besides doing what it did
+    before (most often raising KeyboardInterrupt): a blocking Ray call that checks for signals
+    can catch that exception and carry on, and the driver's loop looks at ``seen`` instead.
+    Outside the main thread (where Python runs signal handlers) it does nothing.
+
+    >>> import os, signal
+    >>> seen, before = threading.Event(), signal.getsignal(signal.SIGINT)
+    >>> with interrupts_noted(seen):
+    ...     try:
+    ...         os.kill(os.getpid(), signal.SIGINT)
+    ...     except KeyboardInterrupt:
+    ...         pass
+    >>> seen.is_set(), signal.getsignal(signal.SIGINT) is before
+    (True, True)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        seen.set()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _holds(node: dict[str, Any], shape: WorkerShape) -> bool:
