@@ -48,7 +48,7 @@ def sample_times(info: VideoInfo, count: int = SAMPLED_FRAMES) -> list[float]:
     times = []
     for i in range(count):
         low, middle = start + part * i, start + part * (i + 0.5)
-        inside = [t for t in keys[bisect.bisect_left(keys, low) :] if t < low + part]
+        inside = keys[bisect.bisect_left(keys, low) : bisect.bisect_left(keys, low + part)]
         times.append(min(inside, key=lambda t: abs(t - middle)) if inside else middle)
     return times
 
