@@ -182,6 +182,13 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--root", default=None, help="folder the lists' and manifest's paths start from")
     p.add_argument("--extra", nargs="*", default=[], help="more folders (RGBA cut-outs are pasted)")
+    p.add_argument(
+        "--stamp-prob",
+        type=float,
+        default=0.4,
+        metavar="SHARE",
+        help="share of the crops (0-1) that get one or two of the --extra cut-outs (default 0.4)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -908,6 +915,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         device=args.device,
         extra=tuple(Path(e) for e in args.extra),
+        stamp_prob=args.stamp_prob,
         val=Path(args.val) if args.val else None,
         data_root=Path(args.root) if args.root else None,
         threads=args.threads,

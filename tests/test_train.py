@@ -305,12 +305,14 @@ def test_tiny_bins_run_fine_tunes_resumes_and_colorizes(photos: list[Path], tmp_
     assert torch.equal(torch.load(run_dir / "gen.pt", weights_only=True)["prior"], prior)
 
 
-def test_train_rejects_bad_loss_and_missing_init(tmp_path: Path) -> None:
+def test_train_rejects_bad_loss_share_and_missing_init(tmp_path: Path) -> None:
     cv2.imwrite(str(tmp_path / "a.png"), np.full((64, 64, 3), 128, np.uint8))
     with pytest.raises(UsageError, match="loss"):
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, loss="l2"))
     with pytest.raises(UsageError, match="no such weights file"):
         train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, init=tmp_path / "n.pt"))
+    with pytest.raises(UsageError, match="between 0 and 1"):
+        train(TrainConfig(data=tmp_path, out=tmp_path / "x.pt", steps=1, stamp_prob=1.5))
 
 
 def test_train_command_fine_tunes_with_the_bins_loss(photos: list[Path], tmp_path: Path) -> None:
@@ -321,7 +323,7 @@ def test_train_command_fine_tunes_with_the_bins_loss(photos: list[Path], tmp_pat
     listing.write_text("\n".join(str(p) for p in photos[:2]))
     torch.save(_fp16(lite()), tmp_path / "start.pt")
     common = ("train", "--data", str(listing), "--phase", "gen", "--steps", "1", "--size", "64",
-              "--batch-size", "2", "--loss", "bins", "-q")  # fmt: skip
+              "--batch-size", "2", "--loss", "bins", "--stamp-prob", "0", "-q")  # fmt: skip
     out = tmp_path / "mine.pt"
     proc = run_cli(*common, "--out", str(out), "--init", str(tmp_path / "start.pt"))
     assert proc.returncode == 0, proc.stderr

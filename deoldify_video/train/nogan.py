@@ -761,14 +761,16 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Path
         :func:`deoldify_video.nets.lite.lite` (with the head ``config.loss`` trains).
 
     Raises:
-        UsageError: bad phase or loss, missing budget, missing data or init file, or a
-            missing earlier phase.
+        UsageError: bad phase, loss or cut-out share, missing budget, missing data or init
+            file, or a missing earlier phase.
         WeightsError: an ``init`` file that is not lite weights.
     """
     if config.phase not in (*PHASES, "all"):
         raise UsageError(f"unknown phase {config.phase!r} (use gen, critic, gan or all)")
     if config.loss not in LOSSES:
         raise UsageError(f"unknown loss {config.loss!r} (use {' or '.join(LOSSES)})")
+    if not 0.0 <= config.stamp_prob <= 1.0:
+        raise UsageError(f"stamp_prob {config.stamp_prob} is not a share between 0 and 1")
     if config.init is not None and not config.init.is_file():
         raise UsageError(f"{config.init}: no such weights file to start from")
     if config.threads:
