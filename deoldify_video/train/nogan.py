@@ -770,7 +770,7 @@ def train(config: TrainConfig, progress: ProgressCallback | None = None) -> Path
     if config.loss not in LOSSES:
         raise UsageError(f"unknown loss {config.loss!r} (use {' or '.join(LOSSES)})")
     if not 0.0 <= config.stamp_prob <= 1.0:
-        raise UsageError(f"stamp_prob {config.stamp_prob} is not a share between 0 and 1")
+        raise UsageError(f"cut-out share (--stamp-prob) {config.stamp_prob} is not between 0 and 1")
     if config.init is not None and not config.init.is_file():
         raise UsageError(f"{config.init}: no such weights file to start from")
     if config.threads:
