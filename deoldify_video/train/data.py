@@ -26,6 +26,8 @@ from .photoset import is_test_domain_copy, manifest_photos
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# share of the training crops that get cut-outs, unless told otherwise
+STAMP_PROB = 0.4
 
 
 def list_images(
@@ -238,7 +240,7 @@ class ColorizationData:
         photos: Sequence[Path],
         stamps: Sequence[Path] = (),
         max_side: int = 512,
-        stamp_prob: float = 0.4,
+        stamp_prob: float = STAMP_PROB,
         degrade: bool = True,
         seed: int = 0,
     ) -> None:

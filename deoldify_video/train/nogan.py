@@ -40,7 +40,7 @@ from ..nets.registry import get_spec
 from ..nets.weights import check_structure, read_state_dict
 from ..types import ProgressCallback, ProgressEvent, Stage
 from .bins import REBALANCE_LAMBDA, bin_prior, bins_cross_entropy, rebalance_weights
-from .data import ColorizationData, Sample, list_images, load_image
+from .data import STAMP_PROB, ColorizationData, Sample, list_images, load_image
 from .evaluate import evaluate_images
 from .photoset import is_test_domain_copy
 
@@ -115,7 +115,7 @@ class TrainConfig:
     device: str = "auto"
     data_root: Path | None = None
     extra: tuple[Path, ...] = ()
-    stamp_prob: float = 0.4
+    stamp_prob: float = STAMP_PROB
     val: Path | None = None
     work_dir: Path | None = None
     threads: int | None = None
